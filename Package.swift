@@ -1,0 +1,90 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "rgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rgate", targets: ["rgate"]),
+        .library(name: "RgateEngine", targets: ["RgateEngine"]),
+        .library(name: "RgateModel", targets: ["RgateModel"]),
+        .library(name: "RgateText", targets: ["RgateText"]),
+        .library(name: "RgateClient", targets: ["RgateClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // libR headers and link flags, from Debian's libR.pc.
+        .systemLibrary(name: "CLibR", pkgConfig: "libR", providers: [.apt(["r-base-core", "r-base-dev"])]),
+        // The only C code that touches R: start-up, console callbacks, guarded eval, accessors.
+        .target(name: "CRShim", dependencies: ["CLibR"]),
+        // POSIX helpers Swift cannot express: SCM_RIGHTS, prctl, rlimits.
+        .target(name: "CRgateSystem"),
+        // The Swift value model of R objects; pure Swift, no libR.
+        .target(name: "RgateModel", swiftSettings: swiftSettings),
+        // Embedded R: the only importer of CRShim; SEXP never leaves it.
+        .target(name: "RgateEngine", dependencies: ["CRShim", "RgateModel"], swiftSettings: swiftSettings),
+        // The seed's text protocol: framing and encodings; pure Swift on NIOCore.
+        .target(name: "RgateText", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        // The worker process: a single-threaded zygote with R that forks session processes.
+        .target(
+            name: "RgateWorker",
+            dependencies: [
+                "RgateEngine", "RgateText", "CRgateSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The supervisor: listeners, worker pool, sessions, lifecycle.
+        .target(
+            name: "RgateServer",
+            dependencies: [
+                "CRgateSystem", "RgateWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Client library (async/await on NIO).
+        .target(
+            name: "RgateClient",
+            dependencies: [
+                "RgateText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rgate",
+            dependencies: [
+                "RgateServer", "RgateClient", "RgateWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RgateTextTests",
+            dependencies: ["RgateText", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RgateServerTests",
+            dependencies: ["RgateServer", "RgateClient", "RgateText"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,551 @@
+// rshim.c: embedded R behind a small, longjmp-safe C API. See include/rshim.h.
+#define _GNU_SOURCE
+#define R_INTERFACE_PTRS 1
+#define CSTACK_DEFNS 1
+#include <Rinternals.h>
+#include <Rembedded.h>
+#include <Rinterface.h>
+#include <R_ext/Parse.h>
+#include "rshim.h"
+
+#include <langinfo.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+// Not in the public headers, but exported by libR (checked with nm -D on Debian's r-base-core).
+extern char R_ParseErrorMsg[256];
+extern char R_ParseContext[256];
+extern int R_ParseContextLast;
+extern int R_interrupts_pending;
+extern Rboolean R_Visible;
+extern int R_wait_usec;
+extern void R_CleanTempDir(void);
+extern int R_CStackDir;
+extern void SET_SYMVALUE(SEXP, SEXP);
+
+#define PARSE_CONTEXT_SIZE 256
+
+static int started = 0;
+static rg_console_fn console_fn = NULL;
+static void *console_context = NULL;
+static rg_quit_fn quit_fn = NULL;
+static void *quit_context = NULL;
+static volatile uint64_t deadline_ns = 0;
+static volatile int deadline_hit = 0;
+static SEXP recorder_env = NULL; // holds warnings, messages, error; preserved forever
+static SEXP flush_warnings_fn = NULL;
+
+uint64_t rg_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// ---- Console callbacks -----------------------------------------------------------------------
+
+static void write_console(const char *buf, int len, int otype) {
+    if (console_fn && len > 0) console_fn(buf, len, otype != 0, console_context);
+}
+
+static void show_message(const char *msg) {
+    if (console_fn && msg) {
+        console_fn(msg, (int)strlen(msg), 1, console_context);
+        console_fn("\n", 1, 1, console_context);
+    }
+}
+
+static int read_console(const char *prompt, unsigned char *buf, int len, int history) {
+    (void)prompt; (void)buf; (void)len; (void)history;
+    return 0; // EOF: there is no stdin in a server
+}
+
+static void process_events(void) {
+    uint64_t d = deadline_ns;
+    if (d != 0 && rg_monotonic_ns() >= d) {
+        deadline_hit = 1;
+        R_interrupts_pending = 1;
+    }
+}
+
+static void clean_up(SA_TYPE saveact, int status, int runLast) {
+    (void)saveact; (void)runLast;
+    if (quit_fn) quit_fn(status, quit_context);
+    R_CleanTempDir();
+    _exit(status);
+}
+
+static void suicide(const char *msg) {
+    if (console_fn && msg) {
+        const char *prefix = "Fatal error: ";
+        console_fn(prefix, (int)strlen(prefix), 1, console_context);
+        console_fn(msg, (int)strlen(msg), 1, console_context);
+    }
+    if (quit_fn) quit_fn(2, quit_context);
+    R_CleanTempDir();
+    _exit(2);
+}
+
+void rg_set_console(rg_console_fn fn, void *context) { console_fn = fn; console_context = context; }
+void rg_set_quit_handler(rg_quit_fn fn, void *context) { quit_fn = fn; quit_context = context; }
+
+void rg_set_deadline(uint64_t monotonic_ns) {
+    deadline_hit = 0;
+    deadline_ns = monotonic_ns;
+}
+int rg_deadline_hit(void) { return deadline_hit; }
+
+void rg_adopt_current_thread_stack(void) {
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr && size > 0) {
+        R_CStackStart = (uintptr_t)addr + size;
+        R_CStackDir = 1;
+        // Leave headroom below the guard page for R's own error handling.
+        R_CStackLimit = (uintptr_t)((double)size * 0.9);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+// ---- Guarded helpers -------------------------------------------------------------------------
+
+typedef struct { const char *code; size_t length; SEXP result; ParseStatus status; } parse_args;
+
+static void do_parse(void *data) {
+    parse_args *a = data;
+    SEXP text = PROTECT(allocVector(STRSXP, 1));
+    SET_STRING_ELT(text, 0, mkCharLenCE(a->code, (int)a->length, CE_UTF8));
+    a->result = R_ParseVector(text, -1, &a->status, R_NilValue);
+    if (a->status == PARSE_OK) R_PreserveObject(a->result);
+    UNPROTECT(1);
+}
+
+// Mirrors getParseContext() and parseError(call, 0) in R's source.c: the console's message.
+static void format_parse_error(char *out, size_t cap) {
+    char context[PARSE_CONTEXT_SIZE + 1];
+    int i, last = R_ParseContextLast;
+    context[PARSE_CONTEXT_SIZE] = '\0';
+    for (i = PARSE_CONTEXT_SIZE - 1; i >= 0; i--) {
+        context[i] = R_ParseContext[last];
+        if (!context[i]) { i++; break; }
+        last = (last + PARSE_CONTEXT_SIZE - 1) % PARSE_CONTEXT_SIZE;
+    }
+    if (i < 0) i = 0;
+    // Split into lines; keep the last two non-trailing-empty ones.
+    const char *lines[PARSE_CONTEXT_SIZE];
+    int nlines = 0;
+    char *p = context + i;
+    while (*p) {
+        lines[nlines++] = p;
+        char *nl = strchr(p, '\n');
+        if (!nl) break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    if (nlines > 0 && lines[nlines - 1][0] == '\0') nlines--;
+    if (nlines == 0) snprintf(out, cap, "%s", R_ParseErrorMsg);
+    else if (nlines == 1) snprintf(out, cap, "%s in \"%s\"", R_ParseErrorMsg, lines[0]);
+    else snprintf(out, cap, "%s in:\n\"%s\n%s\"", R_ParseErrorMsg, lines[nlines - 2], lines[nlines - 1]);
+}
+
+int rg_parse(const char *code, size_t length, rg_sexp *exprs, char *message, size_t message_length) {
+    if (length > (size_t)INT32_MAX) {
+        snprintf(message, message_length, "the code is longer than R's limit of 2^31-1 bytes");
+        return RG_PARSE_FAILED;
+    }
+    parse_args a = { code, length, NULL, PARSE_NULL };
+    R_ParseErrorMsg[0] = '\0';
+    if (!R_ToplevelExec(do_parse, &a)) {
+        snprintf(message, message_length, "R could not parse the code (out of memory?)");
+        return RG_PARSE_FAILED;
+    }
+    switch (a.status) {
+    case PARSE_OK:
+        *exprs = a.result;
+        return RG_PARSE_OK;
+    case PARSE_INCOMPLETE:
+        snprintf(message, message_length, "unexpected end of input: the code ends inside an unfinished expression");
+        return RG_PARSE_INCOMPLETE;
+    default:
+        format_parse_error(message, message_length);
+        return RG_PARSE_ERROR;
+    }
+}
+
+typedef struct { SEXP expr; SEXP value; int visible; } eval_args;
+
+static SEXP handlers_list = NULL; // rec$handlers, preserved via recorder_env
+
+// Builds withCallingHandlers(<expr>, warning = , message = , error = , interrupt = ).
+static SEXP wrap_in_handlers(SEXP expr) {
+    SEXP names = getAttrib(handlers_list, R_NamesSymbol);
+    R_xlen_t n = XLENGTH(handlers_list);
+    SEXP call = PROTECT(allocVector(LANGSXP, n + 2));
+    SETCAR(call, install("withCallingHandlers"));
+    SEXP node = CDR(call);
+    SETCAR(node, expr);
+    node = CDR(node);
+    for (R_xlen_t i = 0; i < n; i++, node = CDR(node)) {
+        SETCAR(node, VECTOR_ELT(handlers_list, i));
+        SET_TAG(node, installChar(STRING_ELT(names, i)));
+    }
+    UNPROTECT(1);
+    return call;
+}
+
+static void do_eval(void *data) {
+    eval_args *a = data;
+    SEXP call = PROTECT(wrap_in_handlers(a->expr));
+    defineVar(install("wrapper"), call, recorder_env);
+    R_Visible = TRUE;
+    SEXP value = eval(call, R_GlobalEnv);
+    a->visible = R_Visible ? 1 : 0;
+    R_PreserveObject(value);
+    a->value = value;
+    UNPROTECT(1);
+}
+
+static int finish_eval(int ok) {
+    if (ok) return RG_EVAL_OK;
+    return deadline_hit ? RG_EVAL_TIMEOUT : RG_EVAL_ERROR;
+}
+
+int rg_eval(rg_sexp expr, rg_sexp *value, int *visible) {
+    eval_args a = { (SEXP)expr, NULL, 0 };
+    int ok = R_ToplevelExec(do_eval, &a);
+    if (ok) { *value = a.value; *visible = a.visible; }
+    return finish_eval(ok);
+}
+
+int rg_eval_expr(rg_sexp exprs, long index, rg_sexp *value, int *visible) {
+    return rg_eval(VECTOR_ELT((SEXP)exprs, index), value, visible);
+}
+
+static void do_print(void *data) {
+    SEXP value = data;
+    defineVar(install("value"), value, recorder_env);
+    SEXP printer = findVarInFrame(recorder_env, install("print"));
+    SEXP call = PROTECT(wrap_in_handlers(PROTECT(lang1(printer))));
+    defineVar(install("wrapper"), call, recorder_env);
+    eval(call, R_GlobalEnv);
+    UNPROTECT(2);
+}
+
+int rg_print(rg_sexp value) {
+    R_Visible = TRUE;
+    return finish_eval(R_ToplevelExec(do_print, value));
+}
+
+typedef struct { int after_error; int count; } flush_args;
+
+static void do_flush(void *data) {
+    flush_args *a = data;
+    SEXP call = PROTECT(lang2(flush_warnings_fn, ScalarLogical(a->after_error)));
+    SEXP n = eval(call, R_GlobalEnv);
+    a->count = asInteger(n);
+    SEXP lw = findVarInFrame(recorder_env, install("last_warning"));
+    if (a->count > 0 && lw != R_UnboundValue) SET_SYMVALUE(install("last.warning"), lw);
+    UNPROTECT(1);
+}
+
+int rg_flush_warnings(int after_error) {
+    flush_args a = { after_error, 0 };
+    uint64_t saved = deadline_ns;
+    deadline_ns = 0; // printing warnings must not be cut by the deadline that just fired
+    R_ToplevelExec(do_flush, &a);
+    deadline_ns = saved;
+    return a.count;
+}
+
+void rg_reset_conditions(void) {
+    defineVar(install("warnings"), R_NilValue, recorder_env);
+    defineVar(install("messages"), R_NilValue, recorder_env);
+    defineVar(install("error"), R_NilValue, recorder_env);
+    defineVar(install("wrapper"), R_NilValue, recorder_env);
+}
+
+static SEXP recorder_get(const char *name) {
+    SEXP v = findVarInFrame(recorder_env, install(name));
+    return v == R_UnboundValue ? R_NilValue : v;
+}
+rg_sexp rg_recorded_warnings(void) { return recorder_get("warnings"); }
+rg_sexp rg_recorded_messages(void) { return recorder_get("messages"); }
+rg_sexp rg_recorded_error(void) { return recorder_get("error"); }
+
+void rg_set_last_value(rg_sexp value) { SET_SYMVALUE(R_LastvalueSymbol, (SEXP)value); }
+
+// ---- Start-up --------------------------------------------------------------------------------
+
+// Installed once, in a private environment. R_ToplevelExec clears the handler stack, so global
+// calling handlers would not see our evaluations; instead each top-level expression runs as
+// withCallingHandlers(<expr>, ...) built in C. The handlers record conditions; the error and
+// interrupt handlers print the console's error text themselves and abort to our top level, so the
+// wrapper never shows up as the error's call.
+static const char *bootstrap_code =
+    "local({\n"
+    "  rec <- .rgate_recorder\n"
+    "  rec$warnings <- NULL; rec$messages <- NULL; rec$error <- NULL; rec$wrapper <- NULL\n"
+    "  realcall <- function(call) if (identical(call, rec$wrapper)) NULL else call\n"
+    "  dcall <- function(call) paste(deparse(call, nlines = 1L)[1L])\n"
+    "  line1w <- function(msg) { l <- strsplit(msg, '\\n', fixed = TRUE)[[1L]][1L]; if (is.na(l)) 0L else nchar(l, 'w') }\n"
+    "  rec$handlers <- list(\n"
+    "    warning = function(w) {\n"
+    "      warn <- suppressWarnings(as.integer(getOption('warn', 0L)))\n"
+    "      if (length(warn) != 1L || is.na(warn)) warn <- 0L\n"
+    "      if (warn < 0L) invokeRestart('muffleWarning')\n"
+    "      if (warn >= 2L) return(invisible())\n"
+    "      call <- realcall(conditionCall(w))\n"
+    "      if (warn == 1L) {\n"
+    "        rec$warnings[[length(rec$warnings) + 1L]] <- list(message = conditionMessage(w), call = call, deferred = FALSE)\n"
+    "        txt <- if (is.null(call)) paste0('Warning: ', conditionMessage(w), '\\n') else\n"
+    "          paste0('Warning in ', dcall(call), ' :', if (12L + nchar(dcall(call), 'w') + line1w(conditionMessage(w)) > 75L) '\\n  ' else ' ', conditionMessage(w), '\\n')\n"
+    "        cat(txt, file = stderr())\n"
+    "        invokeRestart('muffleWarning')\n"
+    "      }\n"
+    "      rec$warnings[[length(rec$warnings) + 1L]] <- list(message = conditionMessage(w), call = call, deferred = TRUE)\n"
+    "      invokeRestart('muffleWarning')\n"
+    "    },\n"
+    "    message = function(m) rec$messages <- c(rec$messages, conditionMessage(m)),\n"
+    "    error = function(e) {\n"
+    "      msg <- conditionMessage(e); call <- realcall(conditionCall(e))\n"
+    "      rec$error <- list(message = msg, call = call)\n"
+    "      txt <- if (is.null(call)) paste0('Error: ', msg) else {\n"
+    "        d <- dcall(call)\n"
+    "        paste0('Error in ', d, ' : ', if (14L + nchar(d, 'w') + line1w(msg) > 75L) '\\n  ' else '', msg)\n"
+    "      }\n"
+    "      if (!endsWith(txt, '\\n')) txt <- paste0(txt, '\\n')\n"
+    "      .Internal(seterrmessage(txt))\n"
+    "      if (isTRUE(getOption('show.error.messages', TRUE))) cat(txt, file = stderr())\n"
+    "      invokeRestart('abort')\n"
+    "    },\n"
+    "    interrupt = function(i) { rec$error <- list(message = 'interrupted', call = NULL); invokeRestart('abort') })\n"
+    "  rec$print <- function() { x <- rec$value; rec$value <- NULL; if (isS4(x)) methods::show(x) else print(x) }\n"
+    "  function(after_error) {\n"
+    "    ws <- Filter(function(w) isTRUE(w$deferred), rec$warnings)\n"
+    "    rec$warnings <- NULL\n"
+    "    n <- length(ws)\n"
+    "    if (n == 0L) return(0L)\n"
+    "    lw <- lapply(ws, function(w) w$call); names(lw) <- vapply(ws, function(w) w$message, '')\n"
+    "    rec$last_warning <- lw\n"
+    "    prefix <- if (after_error) 'In addition: ' else ''\n"
+    "    one <- function(w, lead, extra) {\n"
+    "      if (is.null(w$call)) return(paste0(lead, w$message, ' \\n'))\n"
+    "      d <- dcall(w$call)\n"
+    "      sep <- if (extra + nchar(d, 'w') + line1w(w$message) > 75L) '\\n  ' else ' '\n"
+    "      paste0(lead, 'In ', d, ' :', sep, w$message, '\\n')\n"
+    "    }\n"
+    "    nmax <- 50L\n"
+    "    text <- if (n == 1L) {\n"
+    "      paste0(prefix, 'Warning message:\\n', one(ws[[1L]], '', 6L))\n"
+    "    } else if (n <= 10L) {\n"
+    "      paste0(prefix, 'Warning messages:\\n', paste0(vapply(seq_len(n), function(i)\n"
+    "        one(ws[[i]], paste0(i, ': '), 10L), ''), collapse = ''))\n"
+    "    } else if (n < nmax) {\n"
+    "      paste0(prefix, 'There were ', n, ' warnings (use warnings() to see them)\\n')\n"
+    "    } else {\n"
+    "      paste0(prefix, 'There were ', nmax, ' or more warnings (use warnings() to see the first ', nmax, ')\\n')\n"
+    "    }\n"
+    "    cat(text, file = stderr())\n"
+    "    n\n"
+    "  }\n"
+    "})\n";
+
+typedef struct { const char *code; SEXP result; } boot_args;
+
+static void do_bootstrap(void *data) {
+    boot_args *b = data;
+    ParseStatus status;
+    SEXP text = PROTECT(mkString(b->code));
+    SEXP exprs = PROTECT(R_ParseVector(text, -1, &status, R_NilValue));
+    if (status != PARSE_OK) error("rgate bootstrap code does not parse");
+    SEXP env = PROTECT(R_NewEnv(R_BaseEnv, TRUE, 29));
+    defineVar(install(".rgate_recorder"), recorder_env, env);
+    SEXP value = R_NilValue;
+    for (R_xlen_t i = 0; i < XLENGTH(exprs); i++) value = eval(VECTOR_ELT(exprs, i), env);
+    b->result = value;
+    R_PreserveObject(value);
+    UNPROTECT(3);
+}
+
+int rg_start(int argc, char **argv, char *error_out, size_t error_length) {
+    if (started) {
+        snprintf(error_out, error_length, "R is already running in this process (R can start only once)");
+        return -1;
+    }
+    started = 1;
+    if (!getenv("R_HOME")) {
+        snprintf(error_out, error_length, "R_HOME is not set (run `R RHOME` to find it)");
+        return -1;
+    }
+    R_SignalHandlers = 0; // the host owns SIGSEGV/SIGBUS/SIGILL/SIGINT
+    Rf_initialize_R(argc, argv);
+    rg_adopt_current_thread_stack();
+    R_Interactive = FALSE;
+    R_Outputfile = NULL;
+    R_Consolefile = NULL;
+    ptr_R_WriteConsole = NULL;
+    ptr_R_WriteConsoleEx = write_console;
+    ptr_R_ShowMessage = show_message;
+    ptr_R_ReadConsole = read_console;
+    ptr_R_ProcessEvents = process_events;
+    ptr_R_CleanUp = clean_up;
+    ptr_R_Suicide = suicide;
+    R_wait_usec = 100000; // Sys.sleep() and friends poll events (and so the deadline) every 100 ms
+    setup_Rmainloop();
+
+    recorder_env = R_NewEnv(R_EmptyEnv, TRUE, 29);
+    R_PreserveObject(recorder_env);
+    boot_args b = { bootstrap_code, NULL };
+    if (!R_ToplevelExec(do_bootstrap, &b) || b.result == NULL) {
+        snprintf(error_out, error_length, "rgate could not install its R evaluator");
+        return -1;
+    }
+    flush_warnings_fn = b.result;
+    handlers_list = findVarInFrame(recorder_env, install("handlers"));
+    return 0;
+}
+
+static int utf8_locale = -1;
+// R runs in a UTF-8 locale (LANG=C.UTF-8 in workers), so native strings are UTF-8 already.
+static int utf8locale_checked(void) {
+    if (utf8_locale < 0) {
+        const char *cs = nl_langinfo(CODESET);
+        utf8_locale = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+    }
+    return utf8_locale;
+}
+
+// ---- Memory and accessors --------------------------------------------------------------------
+
+void rg_preserve(rg_sexp x) { if (x) R_PreserveObject((SEXP)x); }
+void rg_release(rg_sexp x) { if (x) R_ReleaseObject((SEXP)x); }
+
+int rg_typeof(rg_sexp x) { return TYPEOF((SEXP)x); }
+int64_t rg_length(rg_sexp x) { return (int64_t)xlength((SEXP)x); }
+rg_sexp rg_nil(void) { return R_NilValue; }
+int rg_is_nil(rg_sexp x) { return (SEXP)x == R_NilValue; }
+const double *rg_real(rg_sexp x) { return REAL_RO((SEXP)x); }
+const int *rg_integer(rg_sexp x) { return INTEGER_RO((SEXP)x); }
+const int *rg_logical(rg_sexp x) { return LOGICAL_RO((SEXP)x); }
+const double *rg_complex(rg_sexp x) { return (const double *)COMPLEX_RO((SEXP)x); }
+const uint8_t *rg_raw(rg_sexp x) { return RAW_RO((SEXP)x); }
+
+typedef struct { SEXP x; R_xlen_t i; const char *out; } string_args;
+static void do_string_elt(void *data) {
+    string_args *a = data;
+    a->out = translateCharUTF8(STRING_ELT(a->x, a->i));
+}
+
+const char *rg_string_elt(rg_sexp x, int64_t i, int *length) {
+    SEXP s = STRING_ELT((SEXP)x, (R_xlen_t)i);
+    if (s == NA_STRING) { *length = 0; return NULL; }
+    if (getCharCE(s) == CE_UTF8 || (getCharCE(s) == CE_NATIVE && utf8locale_checked())) {
+        *length = LENGTH(s);
+        return CHAR(s);
+    }
+    string_args a = { (SEXP)x, (R_xlen_t)i, NULL };
+    if (!R_ToplevelExec(do_string_elt, &a) || !a.out) { *length = 0; return ""; }
+    *length = (int)strlen(a.out);
+    return a.out;
+}
+
+rg_sexp rg_vector_elt(rg_sexp x, int64_t i) { return VECTOR_ELT((SEXP)x, (R_xlen_t)i); }
+rg_sexp rg_attributes(rg_sexp x) { return ATTRIB((SEXP)x); }
+rg_sexp rg_car(rg_sexp x) { return CAR((SEXP)x); }
+rg_sexp rg_cdr(rg_sexp x) { return CDR((SEXP)x); }
+const char *rg_tag_name(rg_sexp x) {
+    SEXP tag = TAG((SEXP)x);
+    return tag == R_NilValue ? NULL : CHAR(PRINTNAME(tag));
+}
+const char *rg_symbol_name(rg_sexp x) { return CHAR(PRINTNAME((SEXP)x)); }
+int rg_is_s4(rg_sexp x) { return IS_S4_OBJECT((SEXP)x) ? 1 : 0; }
+int rg_r_isna(double x) { return R_IsNA(x); }
+double rg_na_real(void) { return NA_REAL; }
+int rg_na_integer(void) { return NA_INTEGER; }
+
+typedef struct { SEXP x; char *out; size_t cap; } deparse_args;
+static void do_deparse(void *data) {
+    deparse_args *a = data;
+    SEXP quoted = PROTECT(lang2(install("quote"), a->x));
+    SEXP call = PROTECT(lang3(install("deparse"), quoted, ScalarInteger(500)));
+    SEXP lines = PROTECT(eval(call, R_BaseEnv));
+    if (TYPEOF(lines) == STRSXP && XLENGTH(lines) > 0) {
+        snprintf(a->out, a->cap, "%s%s", translateCharUTF8(STRING_ELT(lines, 0)), XLENGTH(lines) > 1 ? " ..." : "");
+    }
+    UNPROTECT(3);
+}
+
+int rg_deparse(rg_sexp x, char *out, size_t capacity) {
+    if (capacity == 0) return -1;
+    out[0] = '\0';
+    deparse_args a = { (SEXP)x, out, capacity };
+    uint64_t saved = deadline_ns;
+    deadline_ns = 0;
+    int ok = R_ToplevelExec(do_deparse, &a);
+    deadline_ns = saved;
+    return ok ? 0 : -1;
+}
+
+// ---- Building --------------------------------------------------------------------------------
+
+typedef struct { int type; R_xlen_t n; SEXP out; } alloc_args;
+static void do_alloc(void *data) {
+    alloc_args *a = data;
+    SEXP v = allocVector((SEXPTYPE)a->type, a->n);
+    R_PreserveObject(v);
+    a->out = v;
+}
+
+rg_sexp rg_alloc_vector(int type, int64_t length) {
+    alloc_args a = { type, (R_xlen_t)length, NULL };
+    if (!R_ToplevelExec(do_alloc, &a)) return NULL;
+    return a.out;
+}
+
+double *rg_real_mut(rg_sexp x) { return REAL((SEXP)x); }
+int *rg_integer_mut(rg_sexp x) { return INTEGER((SEXP)x); }
+int *rg_logical_mut(rg_sexp x) { return LOGICAL((SEXP)x); }
+double *rg_complex_mut(rg_sexp x) { return (double *)COMPLEX((SEXP)x); }
+uint8_t *rg_raw_mut(rg_sexp x) { return RAW((SEXP)x); }
+
+typedef struct { SEXP x; R_xlen_t i; const char *bytes; int length; } set_string_args;
+static void do_set_string(void *data) {
+    set_string_args *a = data;
+    SET_STRING_ELT(a->x, a->i, a->bytes ? mkCharLenCE(a->bytes, a->length, CE_UTF8) : NA_STRING);
+}
+
+int rg_set_string_elt(rg_sexp x, int64_t i, const char *bytes, int length) {
+    set_string_args a = { (SEXP)x, (R_xlen_t)i, bytes, length };
+    return R_ToplevelExec(do_set_string, &a) ? 0 : -1;
+}
+
+void rg_set_vector_elt(rg_sexp x, int64_t i, rg_sexp value) {
+    SET_VECTOR_ELT((SEXP)x, (R_xlen_t)i, (SEXP)value);
+}
+
+typedef struct { SEXP x; const char *name; SEXP value; } attr_args;
+static void do_set_attr(void *data) {
+    attr_args *a = data;
+    setAttrib(a->x, install(a->name), a->value);
+    if (strcmp(a->name, "class") == 0 && a->value != R_NilValue) SET_OBJECT(a->x, 1);
+}
+
+int rg_set_attribute(rg_sexp x, const char *name, rg_sexp value) {
+    attr_args a = { (SEXP)x, name, (SEXP)value };
+    return R_ToplevelExec(do_set_attr, &a) ? 0 : -1;
+}
+
+static void do_assign(void *data) {
+    attr_args *a = data;
+    defineVar(install(a->name), a->value, R_GlobalEnv);
+}
+
+int rg_assign_global(const char *name, rg_sexp value) {
+    attr_args a = { NULL, name, (SEXP)value };
+    return R_ToplevelExec(do_assign, &a) ? 0 : -1;
+}

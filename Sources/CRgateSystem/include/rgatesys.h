@@ -1,0 +1,31 @@
+// rgatesys.h: POSIX plumbing Swift cannot express directly (cmsg macros, prctl).
+#ifndef RGATE_SYS_H
+#define RGATE_SYS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Sends `length` bytes and, when `fd >= 0`, that descriptor (SCM_RIGHTS) on a unix socket.
+/// Returns bytes sent, or -1 with errno. Retries on EINTR.
+ssize_t rgs_send_with_fd(int socket, const void *bytes, size_t length, int fd);
+/// Receives up to `capacity` bytes and at most one descriptor (stored in *fd, else -1).
+/// Returns bytes received (0 at EOF), or -1 with errno. Retries on EINTR. Extra fds are closed.
+ssize_t rgs_recv_with_fd(int socket, void *bytes, size_t capacity, int *fd);
+/// Asks the kernel to send `signal` to this process when its parent dies. Returns 0 on success.
+int rgs_set_parent_death_signal(int signal);
+/// Names the calling thread/process (as shown by ps -L / top).
+void rgs_set_process_name(const char *name);
+/// Number of threads in this process, from /proc/self/task; -1 when unknown.
+int rgs_thread_count(void);
+/// fork(2); Swift marks fork unavailable.
+pid_t rgs_fork(void);
+/// Closes every descriptor >= `lowest` except those listed.
+void rgs_close_descriptors_from(int lowest, const int *keep, int keep_count);
+/// Spawns `path` with `argv`/`envp`, mapping fds: child fd i = map[i] for i < map_count (-1 = /dev/null).
+/// Returns the pid, or -1 with errno.
+pid_t rgs_spawn(const char *path, char *const argv[], char *const envp[], const int *map, int map_count);
+/// Arms a one-shot real-time timer (setitimer); 0 disarms. SIGALRM's default action ends the process.
+int rgs_set_alarm_ms(uint64_t milliseconds);
+/// Resets all signal dispositions to default and unblocks every signal.
+void rgs_reset_signals(void);
+#endif
