@@ -35,11 +35,13 @@ let package = Package(
         .target(name: "RgateEngine", dependencies: ["CRShim", "RgateModel"], swiftSettings: swiftSettings),
         // The seed's text protocol: framing and encodings; pure Swift on NIOCore.
         .target(name: "RgateText", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        // Messages between the supervisor, the zygote and session processes (unix sockets, fd passing).
+        .target(name: "RgateIPC", dependencies: ["CRgateSystem"], swiftSettings: swiftSettings),
         // The worker process: a single-threaded zygote with R that forks session processes.
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateIPC", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -48,7 +50,7 @@ let package = Package(
         .target(
             name: "RgateServer",
             dependencies: [
-                "CRgateSystem", "RgateWorker",
+                "CRgateSystem", "RgateIPC", "RgateText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -74,6 +76,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine"], swiftSettings: swiftSettings),
         .testTarget(

@@ -24,6 +24,8 @@ extern int R_interrupts_pending;
 extern Rboolean R_Visible;
 extern int R_wait_usec;
 extern void R_CleanTempDir(void);
+extern char *R_TempDir;
+extern void R_reInitTempDir(int);
 extern int R_CStackDir;
 extern void SET_SYMVALUE(SEXP, SEXP);
 
@@ -548,4 +550,17 @@ static void do_assign(void *data) {
 int rg_assign_global(const char *name, rg_sexp value) {
     attr_args a = { NULL, name, (SEXP)value };
     return R_ToplevelExec(do_assign, &a) ? 0 : -1;
+}
+
+int rg_after_fork(char *tempdir_out, size_t capacity) {
+    R_TempDir = NULL;
+    R_reInitTempDir(0);
+    if (!R_TempDir) return -1;
+    if (tempdir_out && capacity) snprintf(tempdir_out, capacity, "%s", R_TempDir);
+    return chdir(R_TempDir);
+}
+
+void rg_exit(int status) {
+    R_CleanTempDir();
+    _exit(status);
 }

@@ -48,6 +48,22 @@ public final class REngine {
         return engine
     }
 
+    /// The console output of the evaluation in progress so far (for a `q()` handler).
+    public func pendingOutput() -> [ConsoleChunk] { console.snapshot() }
+
+    /// In a process just forked from one running R: gives it its own R temp dir and makes that
+    /// the working directory, so that sessions never share files. Returns the directory.
+    public func adoptForkedProcess() throws(EngineError) -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard rg_after_fork(&buffer, buffer.count) == 0 else { throw EngineError("could not create a temp dir for R") }
+        return decodeCString(buffer)
+    }
+
+    /// Removes this process's R temp dir and exits immediately with `status`.
+    public func exitProcess(status: Int32) -> Never {
+        rg_exit(status)
+    }
+
     /// `R RHOME` for Debian's r-base-core, when it is installed where Debian puts it.
     static func detectRHome() -> String? {
         access("/usr/lib/R/bin/R", X_OK) == 0 ? "/usr/lib/R" : nil
@@ -224,6 +240,8 @@ final class ConsoleSink {
         self.limit = limit
         truncated = false
     }
+
+    func snapshot() -> [ConsoleChunk] { chunks }
 
     func end() -> [ConsoleChunk] {
         defer { chunks.removeAll(keepingCapacity: true) }

@@ -51,6 +51,12 @@ int rg_deadline_hit(void);
 /// CLOCK_MONOTONIC now, in nanoseconds.
 uint64_t rg_monotonic_ns(void);
 
+/// In a process just forked from one running R: gives it its own R temp dir (so that its exit
+/// does not delete the parent's) and makes it the working directory. Returns 0 on success.
+int rg_after_fork(char *tempdir_out, size_t capacity);
+/// Removes this process's R temp dir and exits with `status` at once (no R shutdown, no atexit).
+void rg_exit(int status) __attribute__((noreturn));
+
 // ---- Evaluation ------------------------------------------------------------------------------
 
 enum {

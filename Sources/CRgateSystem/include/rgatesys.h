@@ -28,4 +28,14 @@ pid_t rgs_spawn(const char *path, char *const argv[], char *const envp[], const 
 int rgs_set_alarm_ms(uint64_t milliseconds);
 /// Resets all signal dispositions to default and unblocks every signal.
 void rgs_reset_signals(void);
+/// Blocks SIGCHLD and returns a signalfd that becomes readable when a child changes state.
+int rgs_sigchld_fd(void);
+/// Drains a signalfd (non-blocking).
+void rgs_drain_signalfd(int fd);
+/// A non-blocking, close-on-exec eventfd (a wake-up channel for poll loops).
+int rgs_eventfd(void);
+/// Names the calling thread (at most 15 characters are kept).
+void rgs_set_thread_name(const char *name);
+/// accept4(2) with SOCK_CLOEXEC.
+int rgs_accept(int listener);
 #endif

@@ -1,0 +1,182 @@
+/// What the supervisor, the zygote and session processes tell each other over their unix sockets
+/// (SOCK_SEQPACKET, so one `send` is one message). Descriptors travel beside a message (SCM_RIGHTS).
+public enum ControlMessage: Sendable, Hashable {
+    /// Supervisor → zygote: fork `count` more spare session processes.
+    case spawn(count: UInt32)
+    /// Zygote → supervisor: R is up; `pid` is the zygote's, `startupMicroseconds` R's start-up time.
+    case zygoteReady(pid: Int32, startupMicroseconds: UInt64)
+    /// Zygote → supervisor: a spare session process; its control socket travels with the message.
+    case spawned(pid: Int32)
+    /// Zygote → supervisor: a session process ended with this `waitpid` status.
+    case exited(pid: Int32, waitStatus: Int32)
+    /// Supervisor → session process: serve this client; the client socket travels with it.
+    case assign(SessionAssignment)
+    /// Session process → supervisor: the session ended on purpose (sent just before exiting).
+    case ended(reason: SessionEndReason)
+}
+
+/// Why a session process ended.
+public struct SessionEndReason: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The client closed the connection.
+    public static let clientClosed = SessionEndReason(rawValue: 1)
+    /// The connection was idle past the idle timeout.
+    public static let idleTimeout = SessionEndReason(rawValue: 2)
+    /// R code called `q()`.
+    public static let quit = SessionEndReason(rawValue: 3)
+    /// The client broke the protocol and was told so.
+    public static let protocolError = SessionEndReason(rawValue: 4)
+    /// Reading or writing the client socket failed.
+    public static let ioError = SessionEndReason(rawValue: 5)
+
+    public var description: String {
+        switch self {
+        case .clientClosed: "client closed"
+        case .idleTimeout: "idle timeout"
+        case .quit: "q() called"
+        case .protocolError: "protocol error"
+        case .ioError: "I/O error"
+        default: "reason \(rawValue)"
+        }
+    }
+}
+
+/// Which wire protocol a session speaks.
+public struct WireProtocol: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The seed's text protocol.
+    public static let text = WireProtocol(rawValue: 1)
+    /// Rserve's QAP1.
+    public static let qap1 = WireProtocol(rawValue: 2)
+
+    public var description: String {
+        switch self {
+        case .text: "text"
+        case .qap1: "qap1"
+        default: "protocol \(rawValue)"
+        }
+    }
+}
+
+/// Everything a session process needs to serve one client.
+public struct SessionAssignment: Sendable, Hashable {
+    /// The supervisor's id for the session (for logs).
+    public var sessionID: UInt64
+    /// The protocol the client speaks.
+    public var wireProtocol: WireProtocol
+    /// Wall-clock limit per request in milliseconds (0 = none).
+    public var evalTimeoutMilliseconds: UInt32
+    /// How long after the limit R may take to stop before the process is killed.
+    public var killGraceMilliseconds: UInt32
+    /// Close the connection after this long without a request (0 = never).
+    public var idleTimeoutMilliseconds: UInt32
+    /// The largest request accepted.
+    public var maxRequestBytes: UInt64
+    /// The most console output kept per request.
+    public var maxOutputBytes: UInt64
+    /// Keep serving further connections with the same R (the seed's shared-session mode).
+    public var sharedSession: Bool
+
+    /// Creates an assignment.
+    public init(
+        sessionID: UInt64, wireProtocol: WireProtocol, evalTimeoutMilliseconds: UInt32, killGraceMilliseconds: UInt32,
+        idleTimeoutMilliseconds: UInt32, maxRequestBytes: UInt64, maxOutputBytes: UInt64, sharedSession: Bool
+    ) {
+        self.sessionID = sessionID
+        self.wireProtocol = wireProtocol
+        self.evalTimeoutMilliseconds = evalTimeoutMilliseconds
+        self.killGraceMilliseconds = killGraceMilliseconds
+        self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+        self.maxRequestBytes = maxRequestBytes
+        self.maxOutputBytes = maxOutputBytes
+        self.sharedSession = sharedSession
+    }
+}
+
+extension ControlMessage {
+    private enum Tag: UInt8 {
+        case spawn = 1, zygoteReady, spawned, exited, assign, ended
+    }
+
+    /// The message's bytes.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        switch self {
+        case .spawn(let count):
+            w.u8(Tag.spawn.rawValue); w.u32(count)
+        case .zygoteReady(let pid, let micros):
+            w.u8(Tag.zygoteReady.rawValue); w.i32(pid); w.u64(micros)
+        case .spawned(let pid):
+            w.u8(Tag.spawned.rawValue); w.i32(pid)
+        case .exited(let pid, let status):
+            w.u8(Tag.exited.rawValue); w.i32(pid); w.i32(status)
+        case .assign(let a):
+            w.u8(Tag.assign.rawValue); w.u64(a.sessionID); w.u8(a.wireProtocol.rawValue)
+            w.u32(a.evalTimeoutMilliseconds); w.u32(a.killGraceMilliseconds); w.u32(a.idleTimeoutMilliseconds)
+            w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0)
+        case .ended(let reason):
+            w.u8(Tag.ended.rawValue); w.u8(reason.rawValue)
+        }
+        return w.bytes
+    }
+
+    /// Decodes one message; every byte must be used.
+    public init(decoding bytes: [UInt8]) throws(ControlMessageError) {
+        var r = ByteReader(bytes)
+        guard let tag = Tag(rawValue: try r.u8()) else { throw ControlMessageError("unknown message tag \(bytes[0])") }
+        switch tag {
+        case .spawn: self = .spawn(count: try r.u32())
+        case .zygoteReady: self = .zygoteReady(pid: try r.i32(), startupMicroseconds: try r.u64())
+        case .spawned: self = .spawned(pid: try r.i32())
+        case .exited: self = .exited(pid: try r.i32(), waitStatus: try r.i32())
+        case .assign:
+            self = .assign(SessionAssignment(
+                sessionID: try r.u64(), wireProtocol: WireProtocol(rawValue: try r.u8()),
+                evalTimeoutMilliseconds: try r.u32(), killGraceMilliseconds: try r.u32(),
+                idleTimeoutMilliseconds: try r.u32(), maxRequestBytes: try r.u64(), maxOutputBytes: try r.u64(),
+                sharedSession: try r.u8() != 0))
+        case .ended: self = .ended(reason: SessionEndReason(rawValue: try r.u8()))
+        }
+        guard r.atEnd else { throw ControlMessageError("\(bytes.count - r.offset) trailing bytes after a \(tag) message") }
+    }
+}
+
+/// A control message that does not decode.
+public struct ControlMessageError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var offset = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    var atEnd: Bool { offset == bytes.count }
+    mutating func take(_ n: Int) throws(ControlMessageError) -> ArraySlice<UInt8> {
+        guard bytes.count - offset >= n else { throw ControlMessageError("message truncated at byte \(offset)") }
+        defer { offset += n }
+        return bytes[offset..<offset + n]
+    }
+    mutating func u8() throws(ControlMessageError) -> UInt8 { try take(1).first! }
+    mutating func u32() throws(ControlMessageError) -> UInt32 {
+        try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+    mutating func i32() throws(ControlMessageError) -> Int32 { Int32(bitPattern: try u32()) }
+    mutating func u64() throws(ControlMessageError) -> UInt64 {
+        try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

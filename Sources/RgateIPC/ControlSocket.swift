@@ -1,0 +1,69 @@
+internal import CRgateSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One end of a SOCK_SEQPACKET unix socket carrying ``ControlMessage``s and descriptors.
+///
+/// Blocking; owned by one thread at a time. Closing is explicit (``close()``).
+public struct ControlSocket: Sendable, Hashable {
+    /// The descriptor.
+    public let descriptor: Int32
+
+    /// Wraps an open descriptor.
+    public init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// A connected pair (close-on-exec).
+    public static func pair() throws(SystemError) -> (ControlSocket, ControlSocket) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SystemError("socketpair")
+        }
+        return (ControlSocket(descriptor: fds[0]), ControlSocket(descriptor: fds[1]))
+    }
+
+    /// Sends a message, with a descriptor when `passing` is given.
+    public func send(_ message: ControlMessage, passing fd: Int32? = nil) throws(SystemError) {
+        let bytes = message.encoded()
+        let sent = bytes.withUnsafeBytes { rgs_send_with_fd(descriptor, $0.baseAddress, $0.count, fd ?? -1) }
+        guard sent == bytes.count else { throw SystemError("sendmsg") }
+    }
+
+    /// Receives the next message and the descriptor sent with it, or `nil` at end of stream.
+    public func receive() throws(SystemError) -> (message: ControlMessage, descriptor: Int32?)? {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var fd: Int32 = -1
+        let n = buffer.withUnsafeMutableBytes { rgs_recv_with_fd(descriptor, $0.baseAddress, $0.count, &fd) }
+        if n < 0 { throw SystemError("recvmsg") }
+        if n == 0 {
+            if fd >= 0 { Glibc.close(fd) }
+            return nil
+        }
+        do {
+            let message = try ControlMessage(decoding: Array(buffer[0..<n]))
+            return (message, fd >= 0 ? fd : nil)
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw SystemError("bad control message: \(error)", errno: EPROTO)
+        }
+    }
+
+    /// Closes the descriptor.
+    public func close() { _ = Glibc.close(descriptor) }
+}
+
+/// A failed system call, with errno.
+public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The call or operation.
+    public var operation: String
+    /// errno at the time.
+    public var errno: Int32
+
+    /// Captures `errno` now unless given.
+    public init(_ operation: String, errno code: Int32? = nil) {
+        self.operation = operation
+        self.errno = code ?? Glibc.errno
+    }
+
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}

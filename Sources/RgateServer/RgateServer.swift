@@ -1,0 +1,175 @@
+public import Logging
+import NIOCore
+import RgateIPC
+import RgateText
+public import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor: owns the listeners, the worker pool and every session, as one `Service`.
+///
+/// Connections are accepted here and handed, socket and all, to a warm session process forked
+/// from the zygote; that process then talks to the client directly, so no request crosses the
+/// supervisor. On graceful shutdown the server stops accepting, lets sessions finish for
+/// ``ServerConfiguration/shutdownGrace``, then stops every worker process.
+public final class RgateServer: Service, Sendable {
+    private struct State {
+        var listeners: [(TCPListener, WireProtocol)] = []
+        var nextSessionID: UInt64 = 0
+    }
+
+    /// The one session process of shared-session mode, if it is running.
+    private final class SharedSlot: Sendable {
+        let worker = Mutex<SpareWorker?>(nil)
+    }
+
+    private let configuration: ServerConfiguration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let shared = SharedSlot()
+    private let pool: WorkerPool
+    private let monitor: SessionMonitor
+    /// Called once the listeners are bound, with (protocol name, address).
+    private let onListening: @Sendable ([(String, String)]) -> Void
+
+    /// Creates a server; nothing starts before ``run()``.
+    public init(configuration: ServerConfiguration, logger: Logger, onListening: @escaping @Sendable ([(String, String)]) -> Void = { _ in }) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+        let slot = shared
+        monitor = try SessionMonitor(logger: logger) { wasShared in
+            if wasShared { slot.worker.withLock { $0 = nil } }
+        }
+        pool = try WorkerPool(configuration: configuration, logger: logger) { pid, status in
+            if (status & 0x7f) != 0 {
+                logger.warning("session process killed by a signal", metadata: ["worker.pid": "\(pid)", "signal": "\(status & 0x7f)"])
+            }
+        }
+    }
+
+    /// Binds the listeners, starts the workers and serves until graceful shutdown.
+    public func run() async throws {
+        var listeners: [(TCPListener, WireProtocol)] = []
+        if let port = configuration.textPort {
+            listeners.append((try TCPListener(host: configuration.host, port: port), .text))
+        }
+        let bound = listeners
+        guard !bound.isEmpty else {
+            throw SystemError("no listener is enabled (every port is off)", errno: EINVAL)
+        }
+        try pool.start()
+        state.withLock { $0.listeners = bound }
+        for (listener, proto) in bound {
+            logger.info("listening", metadata: ["protocol": "\(proto)", "address": "\(listener.address)"])
+        }
+        onListening(bound.map { ("\($0.1)", $0.0.address) })
+
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for (listener, proto) in bound {
+                    group.addTask {
+                        await withDiscardingTaskGroup { connections in
+                            for await client in listener.connections() {
+                                connections.addTask { await self.handOff(client: client, wireProtocol: proto) }
+                            }
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: no new connections")
+            for (listener, _) in bound { listener.shutdown() }
+        }
+        await drain()
+    }
+
+    private func drain() async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.shutdownGrace
+        let sharedWorker = shared.worker.withLock { w -> SpareWorker? in defer { w = nil }; return w }
+        if let sharedWorker { kill(sharedWorker.pid, SIGTERM) }
+        while monitor.activeCount > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if monitor.activeCount > 0 {
+            logger.warning("stopping \(monitor.activeCount) sessions still running after the shutdown grace period")
+            monitor.killAll()
+        }
+        pool.stop()
+        await pool.waitForExit(timeout: .seconds(5))
+        monitor.stop()
+        for (listener, _) in state.withLock({ $0.listeners }) { close(listener.descriptor) }
+        logger.info("stopped")
+    }
+
+    private func assignment(for wireProtocol: WireProtocol, id: UInt64) -> SessionAssignment {
+        SessionAssignment(
+            sessionID: id, wireProtocol: wireProtocol,
+            evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
+            killGraceMilliseconds: configuration.killGrace.milliseconds,
+            idleTimeoutMilliseconds: configuration.idleTimeout?.milliseconds ?? 0,
+            maxRequestBytes: UInt64(configuration.maxRequestBytes),
+            maxOutputBytes: UInt64(configuration.maxOutputBytes),
+            sharedSession: configuration.sharedSession && wireProtocol == .text)
+    }
+
+    /// Gives a connection to a session process. Never throws: failures are told to the client.
+    private func handOff(client: Int32, wireProtocol: WireProtocol) async {
+        let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
+        let work = assignment(for: wireProtocol, id: id)
+        for _ in 0..<3 {
+            let worker: SpareWorker
+            do {
+                worker = try await takeWorker(shared: work.sharedSession)
+            } catch {
+                logger.warning("connection refused: \(error)", metadata: ["session.id": "\(id)"])
+                refuse(client: client, wireProtocol: wireProtocol, message: "Error: rgate: \(error)\n")
+                return
+            }
+            let copy = dup(client)
+            guard copy >= 0 else { break }
+            let handle = SessionMonitor.Client(sessionID: id, descriptor: copy, wireProtocol: wireProtocol)
+            monitor.watch(pid: worker.pid, control: worker.control, client: handle, shared: work.sharedSession)
+            do {
+                try worker.control.send(.assign(work), passing: client)
+                close(client)
+                logger.debug("session started", metadata: ["session.id": "\(id)", "worker.pid": "\(worker.pid)", "protocol": "\(wireProtocol)"])
+                return
+            } catch {
+                // That worker is gone; the monitor reports it. Try another.
+                monitor.unwatch(control: worker.control, sessionID: id)
+                close(copy)
+                logger.warning("a warm worker was gone; retrying", metadata: ["worker.pid": "\(worker.pid)"])
+                if work.sharedSession { shared.worker.withLock { $0 = nil } }
+            }
+        }
+        refuse(client: client, wireProtocol: wireProtocol, message: "Error: rgate: no R worker could take the session\n")
+    }
+
+    private func takeWorker(shared wantsShared: Bool) async throws -> SpareWorker {
+        guard wantsShared else { return try await pool.checkout() }
+        if let existing = shared.worker.withLock({ $0 }) { return existing }
+        let worker = try await pool.checkout()
+        let winner = shared.worker.withLock { w -> SpareWorker in
+            if let existing = w { return existing }
+            w = worker
+            return worker
+        }
+        if winner.pid != worker.pid { worker.control.close() } // lost a race; that spare exits on EOF
+        return winner
+    }
+
+    private func refuse(client: Int32, wireProtocol: WireProtocol, message: String) {
+        var buffer = ByteBuffer()
+        if wireProtocol == .text {
+            TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
+        }
+        buffer.withUnsafeReadableBytes { raw in
+            _ = send(client, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        close(client)
+    }
+}

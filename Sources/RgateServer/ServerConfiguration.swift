@@ -1,0 +1,37 @@
+/// Everything `rgate serve` can be told. Defaults are safe for a single machine: loopback only.
+public struct ServerConfiguration: Sendable, Hashable {
+    /// The address listeners bind to.
+    public var host: String = "127.0.0.1"
+    /// The seed text protocol's port; `nil` disables it, 0 picks a free port.
+    public var textPort: Int? = 8080
+    /// How many warm session processes to keep ready.
+    public var warmWorkers: Int = 4
+    /// Wall-clock limit per request (`nil`: none).
+    public var evalTimeout: Duration? = .seconds(300)
+    /// How long R may take to stop after the limit before its process is killed.
+    public var killGrace: Duration = .seconds(2)
+    /// Close connections idle this long (`nil`: never).
+    public var idleTimeout: Duration? = .seconds(600)
+    /// The largest request accepted, in bytes.
+    public var maxRequestBytes: Int = 64 << 20
+    /// The most console output kept per request, in bytes.
+    public var maxOutputBytes: Int = 16 << 20
+    /// Serve every text connection from one long-lived R, as the seed server did.
+    public var sharedSession: Bool = false
+    /// How long a new connection may wait for a free worker before it is told the server is busy.
+    public var workerWaitTimeout: Duration = .seconds(30)
+    /// How long shutdown waits for running sessions before stopping them.
+    public var shutdownGrace: Duration = .seconds(10)
+    /// The executable started as `<path> worker` (defaults to this program).
+    public var workerExecutable: String? = nil
+
+    /// The defaults.
+    public init() {}
+}
+
+extension Duration {
+    var milliseconds: UInt32 {
+        let c = components
+        return UInt32(clamping: c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+    }
+}

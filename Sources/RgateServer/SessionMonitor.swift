@@ -1,0 +1,167 @@
+internal import CRgateSystem
+import Logging
+import NIOCore
+import RgateIPC
+import RgateText
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Watches every running session process through its control socket, on one thread with poll().
+///
+/// The supervisor keeps a duplicate of each client socket it hands to a session process. When
+/// the session ends on purpose (`ended`), the duplicate is simply closed. When the process dies
+/// without saying so (crash, `kill -9`, out-of-memory kill), the socket closes at once and the
+/// monitor tells the client in its own protocol that the session was lost, then closes it.
+final class SessionMonitor: Sendable {
+    struct Client: Sendable {
+        let sessionID: UInt64
+        let descriptor: Int32
+        let wireProtocol: WireProtocol
+    }
+
+    private struct Record {
+        let pid: Int32
+        let control: ControlSocket
+        var clients: [Client]
+        let shared: Bool
+    }
+
+    private struct State {
+        var records: [Int32: Record] = [:] // by control descriptor
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    private let wake: Int32
+    private let logger: Logger
+    /// Called when a session process is gone, with whether it was the shared one.
+    private let onGone: @Sendable (_ shared: Bool) -> Void
+
+    init(logger: Logger, onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
+        wake = rgs_eventfd()
+        guard wake >= 0 else { throw SystemError("eventfd") }
+        self.logger = logger
+        self.onGone = onGone
+        Thread.detach(name: "rgate-sessions") { [self] in loop() }
+    }
+
+    /// The number of session processes being watched.
+    var activeCount: Int { state.withLock { $0.records.count } }
+
+    /// Starts watching a session process that now serves `client`.
+    func watch(pid: Int32, control: ControlSocket, client: Client, shared: Bool) {
+        state.withLock { s in
+            if var record = s.records[control.descriptor] {
+                record.clients.append(client)
+                s.records[control.descriptor] = record
+            } else {
+                s.records[control.descriptor] = Record(pid: pid, control: control, clients: [client], shared: shared)
+            }
+        }
+        poke()
+    }
+
+    /// Forgets a client whose hand-off failed (the caller still owns the descriptor).
+    func unwatch(control: ControlSocket, sessionID: UInt64) {
+        state.withLock { s in
+            guard var record = s.records[control.descriptor] else { return }
+            record.clients.removeAll { $0.sessionID == sessionID }
+            if record.clients.isEmpty && !record.shared {
+                s.records[control.descriptor] = nil
+            } else {
+                s.records[control.descriptor] = record
+            }
+        }
+        poke()
+    }
+
+    /// Asks every session process to stop now (SIGKILL) after the caller's grace period.
+    func killAll() {
+        let pids = state.withLock { $0.records.values.map(\.pid) }
+        for pid in pids { kill(pid, SIGKILL) }
+    }
+
+    func stop() {
+        state.withLock { $0.stopped = true }
+        poke()
+    }
+
+    private func poke() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    private func loop() {
+        while true {
+            let (descriptors, stopped) = state.withLock { s in (Array(s.records.keys), s.stopped) }
+            if stopped && descriptors.isEmpty { break }
+            var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            fds += descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let n = poll(&fds, nfds_t(fds.count), stopped ? 100 : -1)
+            if n < 0 && errno != EINTR { break }
+            if fds[0].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wake, &value, 8)
+            }
+            for pfd in fds.dropFirst() where pfd.revents != 0 {
+                service(descriptor: pfd.fd)
+            }
+        }
+    }
+
+    private func service(descriptor: Int32) {
+        guard let control = state.withLock({ $0.records[descriptor]?.control }) else { return }
+        let received: (message: ControlMessage, descriptor: Int32?)?
+        do { received = try control.receive() } catch { received = nil }
+        if let received {
+            if let fd = received.descriptor { close(fd) }
+            guard case .ended(let reason) = received.message else { return }
+            let client = state.withLock { s -> Client? in
+                guard var record = s.records[descriptor], !record.clients.isEmpty else { return nil }
+                let client = record.clients.removeFirst()
+                s.records[descriptor] = record
+                return client
+            }
+            if let client {
+                logger.debug("session ended", metadata: ["session.id": "\(client.sessionID)", "reason": "\(reason)"])
+                close(client.descriptor)
+            }
+            return
+        }
+        // End of stream: the session process is gone.
+        guard let record = state.withLock({ $0.records.removeValue(forKey: descriptor) }) else { return }
+        control.close()
+        for client in record.clients {
+            logger.warning(
+                "session lost: its R process ended unexpectedly",
+                metadata: ["session.id": "\(client.sessionID)", "worker.pid": "\(record.pid)"])
+            SessionLostReply.send(to: client)
+            close(client.descriptor)
+        }
+        onGone(record.shared)
+    }
+}
+
+/// The error a client gets, in its protocol, when its session process dies.
+enum SessionLostReply {
+    static let message = "Error: rgate: the R session was lost: its worker process ended unexpectedly (crashed, ran out of memory or was killed). Connect again to start a new session.\n"
+
+    static func send(to client: SessionMonitor.Client) {
+        var buffer = ByteBuffer()
+        switch client.wireProtocol {
+        case .text:
+            TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
+        default:
+            return
+        }
+        // Best effort, never blocking the monitor: the peer may be gone already.
+        let flags = fcntl(client.descriptor, F_GETFL)
+        _ = fcntl(client.descriptor, F_SETFL, flags | O_NONBLOCK)
+        buffer.withUnsafeReadableBytes { raw in
+            _ = Glibc.send(client.descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+        }
+        shutdown(client.descriptor, Int32(SHUT_RDWR))
+    }
+}

@@ -1,0 +1,55 @@
+internal import CRgateSystem
+import RgateEngine
+import RgateIPC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A process forked from the zygote that serves one client session (or, in shared mode, one
+/// client after another) with its own copy of R, then exits.
+struct SessionProcess {
+    let engine: REngine
+    let control: ControlSocket
+
+    func run() -> Never {
+        rgs_set_process_name("rgate-session")
+        do {
+            _ = try engine.adoptForkedProcess()
+        } catch {
+            WorkerLog.error("\(error)")
+            engine.exitProcess(status: 71)
+        }
+        while true {
+            let received: (message: ControlMessage, descriptor: Int32?)?
+            do { received = try control.receive() } catch { received = nil }
+            guard let received else { engine.exitProcess(status: 0) } // supervisor gone or pool shrinking
+            guard case .assign(let assignment) = received.message, let client = received.descriptor else {
+                if let fd = received.descriptor { close(fd) }
+                continue
+            }
+            let reason = serve(client: client, assignment: assignment)
+            shutdown(client, Int32(SHUT_RDWR))
+            close(client)
+            if !assignment.sharedSession || reason == .quit {
+                try? control.send(.ended(reason: reason))
+                engine.exitProcess(status: 0)
+            }
+            try? control.send(.ended(reason: reason))
+        }
+    }
+
+    private func serve(client: Int32, assignment: SessionAssignment) -> SessionEndReason {
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        switch assignment.wireProtocol {
+        case .text:
+            var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)
+            return session.serve()
+        default:
+            WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
+            return .protocolError
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import NIOCore
+import RgateEngine
+import RgateIPC
+import RgateText
+internal import CRgateSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves the seed's text protocol on one connection: requests in a row, each evaluated like
+/// the R console, each answered with the console transcript.
+struct TextSession {
+    let engine: REngine
+    let client: ClientConnection
+    let assignment: SessionAssignment
+    let control: ControlSocket
+    private var cachedEncoding: TextEncoding = .utf8
+
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket) {
+        self.engine = engine
+        self.client = client
+        self.assignment = assignment
+        self.control = control
+    }
+
+    mutating func serve() -> SessionEndReason {
+        var decoder = TextRequestDecoder(maximumCodeBytes: Int(clamping: assignment.maxRequestBytes))
+        var buffer = ByteBuffer()
+        while true {
+            // Decode everything already buffered before reading more.
+            do {
+                while let request = try decoder.decode(buffer: &buffer) {
+                    guard handle(request) else { return .ioError }
+                }
+            } catch let error as TextProtocolError {
+                reject(error, encoding: .utf8, status: false)
+                return .protocolError
+            } catch {
+                return .protocolError
+            }
+            buffer.discardReadBytes()
+            switch client.read(into: &buffer, timeoutMilliseconds: assignment.idleTimeoutMilliseconds) {
+            case .data:
+                continue
+            case .timedOut:
+                return .idleTimeout
+            case .failed:
+                return .ioError
+            case .eof:
+                do {
+                    if let request = try decoder.decodeLast(buffer: &buffer, seenEOF: true) {
+                        _ = handle(request)
+                    }
+                } catch let error as TextProtocolError {
+                    reject(error, encoding: .utf8, status: false)
+                    WorkerLog.info("session \(assignment.sessionID): \(error)")
+                    return .protocolError
+                } catch {}
+                return .clientClosed
+            }
+        }
+    }
+
+    /// Evaluates one request and writes its reply; false when the client cannot be written to.
+    private mutating func handle(_ request: TextRequest) -> Bool {
+        let encoding: TextEncoding
+        if request.encodingName == cachedEncoding.canonicalName {
+            encoding = cachedEncoding
+        } else {
+            do {
+                encoding = try TextEncoding(named: request.encodingName)
+                cachedEncoding = encoding
+            } catch {
+                return reject(error, encoding: .utf8, status: request.wantsStatus)
+            }
+        }
+        let code: [UInt8]
+        do {
+            code = try encoding.decodeToUTF8(request.code)
+        } catch {
+            return reject(error, encoding: encoding, status: request.wantsStatus)
+        }
+
+        let timeout: Duration? = assignment.evalTimeoutMilliseconds == 0 ? nil : .milliseconds(assignment.evalTimeoutMilliseconds)
+        let options = EvaluationOptions(printVisible: true, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
+        let client = self.client
+        let wantsStatus = request.wantsStatus
+        let control = self.control
+        engine.onQuit = { [engine] _ in
+            // q() from R: answer the request with what was printed, then end the session.
+            var text = ""
+            for chunk in engine.pendingOutput() { text += chunk.text }
+            text += "[rgate: the R session ended because the code called q(); connect again for a new session]\n"
+            if wantsStatus { text = TextReply.statusPrefix + "session-ended\n" + text }
+            var out = ByteBuffer()
+            TextReply(body: encoding.encode(text)).encode(into: &out)
+            client.writeAll(out)
+            shutdown(client.descriptor, Int32(SHUT_RDWR))
+            try? control.send(.ended(reason: .quit))
+        }
+        // The hard limit: if R does not stop at the deadline (C code, BLAS), the process dies.
+        if let timeout {
+            _ = rgs_set_alarm_ms(UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000) + UInt64(assignment.killGraceMilliseconds))
+        }
+        let evaluation = code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
+        if timeout != nil { _ = rgs_set_alarm_ms(0) }
+        engine.onQuit = nil
+
+        var text = evaluation.transcript
+        if wantsStatus {
+            text = TextReply.statusPrefix + (evaluation.error?.code.rawValue ?? "ok") + "\n" + text
+        }
+        var out = ByteBuffer()
+        TextReply(body: encoding.encode(text)).encode(into: &out)
+        return client.writeAll(out)
+    }
+
+    /// Answers a request the server cannot evaluate; returns whether the reply was written.
+    @discardableResult
+    private func reject(_ error: TextProtocolError, encoding: TextEncoding, status: Bool) -> Bool {
+        var text = "Error: rgate: \(error.message)\n"
+        if status { text = TextReply.statusPrefix + "protocol-error\n" + text }
+        var out = ByteBuffer()
+        TextReply(body: encoding.encode(text)).encode(into: &out)
+        return client.writeAll(out)
+    }
+}

@@ -1,0 +1,135 @@
+internal import CRgateSystem
+public import RgateEngine
+public import RgateIPC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker process (`rgate worker`): starts R once, then forks session processes on demand.
+///
+/// The zygote is strictly single-threaded (fork is only safe then) and never evaluates client
+/// code. Each forked session process inherits the warm R (copy-on-write), gets its own temp and
+/// working directory, waits for a client from the supervisor, serves it and exits. The zygote
+/// reaps session processes and reports their exit status; when the supervisor goes away (its end
+/// of the control socket closes) it kills every session process and exits, so nothing outlives it.
+public enum Zygote {
+    /// Runs the zygote on the calling (main) thread; never returns.
+    /// - Parameter control: the socket to the supervisor (fd 3 when spawned by `rgate serve`).
+    public static func run(control: ControlSocket) -> Never {
+        rgs_set_process_name("rgate-zygote")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let engine: REngine
+        do {
+            engine = try REngine.start()
+        } catch {
+            WorkerLog.error("R did not start: \(error)")
+            exit(70)
+        }
+        // Warm up what every session uses, so forked children do not redo it.
+        _ = engine.evaluate("invisible(list(1+1, sum(1:10), paste('a', 'b')))", options: EvaluationOptions(printVisible: false, convertValue: false))
+        let startup = clock.now - start
+        let threads = rgs_thread_count()
+        guard threads == 1 else {
+            WorkerLog.error("the zygote must be single-threaded to fork safely, but it has \(threads) threads")
+            exit(70)
+        }
+        let sigchld = rgs_sigchld_fd()
+        guard sigchld >= 0 else {
+            WorkerLog.error("signalfd failed: errno \(errno)")
+            exit(70)
+        }
+        let me = getpid()
+        let micros = UInt64(startup.components.seconds) * 1_000_000 + UInt64(startup.components.attoseconds / 1_000_000_000_000)
+        do {
+            try control.send(.zygoteReady(pid: me, startupMicroseconds: micros))
+        } catch {
+            exit(0)
+        }
+
+        var children = Set<pid_t>()
+        var fds = [pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: sigchld, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let n = poll(&fds, 2, -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if fds[1].revents != 0 {
+                rgs_drain_signalfd(sigchld)
+                reap(&children, control: control)
+            }
+            if fds[0].revents != 0 {
+                let received: (message: ControlMessage, descriptor: Int32?)?
+                do { received = try control.receive() } catch { received = nil }
+                guard let received else { break } // supervisor gone
+                if let fd = received.descriptor { close(fd) }
+                if case .spawn(let count) = received.message {
+                    for _ in 0..<count {
+                        if let pid = fork(engine: engine, control: control, sigchld: sigchld) { children.insert(pid) }
+                    }
+                }
+            }
+        }
+        // The supervisor is gone: no session may outlive it.
+        for pid in children { kill(pid, SIGKILL) }
+        for pid in children { var status: Int32 = 0; waitpid(pid, &status, 0) }
+        engine.exitProcess(status: 0)
+    }
+
+    private static func reap(_ children: inout Set<pid_t>, control: ControlSocket) {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { return }
+            children.remove(pid)
+            try? control.send(.exited(pid: pid, waitStatus: status))
+        }
+    }
+
+    private static func fork(engine: REngine, control: ControlSocket, sigchld: Int32) -> pid_t? {
+        let pair: (ControlSocket, ControlSocket)
+        do { pair = try ControlSocket.pair() } catch {
+            WorkerLog.error("cannot create a session socket: \(error)")
+            return nil
+        }
+        let (supervisorEnd, sessionEnd) = pair
+        let zygote = getpid()
+        let pid = rgs_fork()
+        if pid < 0 {
+            WorkerLog.error("fork failed: errno \(errno)")
+            supervisorEnd.close()
+            sessionEnd.close()
+            return nil
+        }
+        if pid == 0 {
+            close(control.descriptor)
+            close(sigchld)
+            supervisorEnd.close()
+            rgs_reset_signals()
+            _ = rgs_set_parent_death_signal(SIGKILL)
+            if getppid() != zygote { _exit(0) } // the zygote died between fork and prctl
+            SessionProcess(engine: engine, control: sessionEnd).run()
+        }
+        sessionEnd.close()
+        do {
+            try control.send(.spawned(pid: pid), passing: supervisorEnd.descriptor)
+        } catch {
+            kill(pid, SIGKILL)
+        }
+        supervisorEnd.close()
+        return pid
+    }
+}
+
+/// Minimal logging for worker processes (they must not start logging threads): one line to stderr.
+enum WorkerLog {
+    static func error(_ message: String) { write("error", message) }
+    static func info(_ message: String) { write("info", message) }
+
+    private static func write(_ level: String, _ message: String) {
+        let line = "rgate-worker[\(getpid())] \(level): \(message)\n"
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
