@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "rgate",
             dependencies: [
-                "RgateServer", "RgateClient", "RgateWorker",
+                "RgateServer", "RgateClient", "RgateWorker", "RgateIPC", "CRgateSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -12,6 +12,8 @@
 #   RGATE_BIN         rgate binary; started as `$RGATE_BIN serve --text-port P --qap-port off`
 #                     and ready once it prints a line containing "listening".
 #                     Unset or not executable: only the seed is measured.
+#   RGATE_ARGS        replaces "--qap-port off" in that command (word-split), e.g.
+#                     RGATE_ARGS="" for a build without a QAP listener
 #   RGATE_VENV        venv with rpy2 (made by scripts/python-env.sh if incomplete)
 #   RGATE_SEED_DIR    default: "$(git rev-parse --show-toplevel)/../shared/seed"
 #   BENCH_SECONDS     seconds per textload run (default 3)
@@ -145,7 +147,8 @@ fi
 start_server seed '' env -u PYTHONUNBUFFERED "$py" "$seed_dir/rpyserve.py" \
   --hostname 127.0.0.1 --port @PORT@ || { log "cannot start the seed server"; exit 1; }
 if [[ " ${servers[*]} " == *" rgate "* ]]; then
-  start_server rgate listening "$RGATE_BIN" serve --text-port @PORT@ --qap-port off \
+  read -r -a rgate_args <<<"${RGATE_ARGS---qap-port off}"
+  start_server rgate listening "$RGATE_BIN" serve --text-port @PORT@ "${rgate_args[@]}" \
     || { log "cannot start rgate"; exit 1; }
 fi
 

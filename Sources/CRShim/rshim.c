@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <ftw.h>
 
 // Not in the public headers, but exported by libR (checked with nm -D on Debian's r-base-core).
 extern char R_ParseErrorMsg[256];
@@ -30,6 +31,13 @@ extern int R_CStackDir;
 extern void SET_SYMVALUE(SEXP, SEXP);
 
 #define PARSE_CONTEXT_SIZE 256
+
+static int is_ascii_bytes(SEXP s) {
+    const unsigned char *p = (const unsigned char *)CHAR(s);
+    for (int k = 0; k < LENGTH(s); k++) if (p[k] >= 0x80) return 0;
+    return 1;
+}
+#define IS_ASCII_STRING(s) is_ascii_bytes(s)
 
 static int started = 0;
 static rg_console_fn console_fn = NULL;
@@ -73,10 +81,12 @@ static void process_events(void) {
     }
 }
 
+static void remove_temp_dir(void);
+
 static void clean_up(SA_TYPE saveact, int status, int runLast) {
     (void)saveact; (void)runLast;
     if (quit_fn) quit_fn(status, quit_context);
-    R_CleanTempDir();
+    remove_temp_dir();
     _exit(status);
 }
 
@@ -87,7 +97,7 @@ static void suicide(const char *msg) {
         console_fn(msg, (int)strlen(msg), 1, console_context);
     }
     if (quit_fn) quit_fn(2, quit_context);
-    R_CleanTempDir();
+    remove_temp_dir();
     _exit(2);
 }
 
@@ -431,29 +441,88 @@ int rg_typeof(rg_sexp x) { return TYPEOF((SEXP)x); }
 int64_t rg_length(rg_sexp x) { return (int64_t)xlength((SEXP)x); }
 rg_sexp rg_nil(void) { return R_NilValue; }
 int rg_is_nil(rg_sexp x) { return (SEXP)x == R_NilValue; }
-const double *rg_real(rg_sexp x) { return REAL_RO((SEXP)x); }
-const int *rg_integer(rg_sexp x) { return INTEGER_RO((SEXP)x); }
-const int *rg_logical(rg_sexp x) { return LOGICAL_RO((SEXP)x); }
-const double *rg_complex(rg_sexp x) { return (const double *)COMPLEX_RO((SEXP)x); }
-const uint8_t *rg_raw(rg_sexp x) { return RAW_RO((SEXP)x); }
+// DATAPTR_RO of an ALTREP vector (e.g. 1:n) may allocate the full vector, which can fail with an
+// R error: always under R_ToplevelExec. NULL means R could not provide the data.
+typedef struct { SEXP x; const void *out; } dataptr_args;
+static void do_dataptr(void *data) {
+    dataptr_args *a = data;
+    a->out = DATAPTR_RO(a->x);
+}
+static const void *guarded_dataptr(SEXP x) {
+    if (XLENGTH(x) == 0) return NULL;
+    if (!ALTREP(x)) return DATAPTR_RO(x);
+    dataptr_args a = { x, NULL };
+    return R_ToplevelExec(do_dataptr, &a) ? a.out : NULL;
+}
+const double *rg_real(rg_sexp x) { return guarded_dataptr((SEXP)x); }
+const int *rg_integer(rg_sexp x) { return guarded_dataptr((SEXP)x); }
+const int *rg_logical(rg_sexp x) { return guarded_dataptr((SEXP)x); }
+const double *rg_complex(rg_sexp x) { return guarded_dataptr((SEXP)x); }
+const uint8_t *rg_raw(rg_sexp x) { return guarded_dataptr((SEXP)x); }
 
-typedef struct { SEXP x; R_xlen_t i; const char *out; } string_args;
+// Translated strings are copied into this buffer (R's R_alloc memory is released at once).
+static char *translated = NULL;
+static size_t translated_capacity = 0;
+
+typedef struct { SEXP x; R_xlen_t i; SEXP elt; int failed; } string_args;
 static void do_string_elt(void *data) {
     string_args *a = data;
-    a->out = translateCharUTF8(STRING_ELT(a->x, a->i));
+    a->elt = STRING_ELT(a->x, a->i);
+}
+static void do_translate(void *data) {
+    string_args *a = data;
+    const void *vmax = vmaxget();
+    const char *utf8 = translateCharUTF8(a->elt);
+    size_t n = strlen(utf8) + 1;
+    if (n > translated_capacity) {
+        char *grown = realloc(translated, n);
+        if (!grown) { vmaxset(vmax); a->failed = 1; return; }
+        translated = grown;
+        translated_capacity = n;
+    }
+    memcpy(translated, utf8, n);
+    vmaxset(vmax);
+}
+
+static const char *escape_bytes(SEXP s, int *length) {
+    // Bytes that are not text in any known encoding: shown as R shows them, e.g. "caf\xe9".
+    const unsigned char *p = (const unsigned char *)CHAR(s);
+    size_t n = (size_t)LENGTH(s), need = n * 4 + 1;
+    if (need > translated_capacity) {
+        char *grown = realloc(translated, need);
+        if (!grown) { *length = 0; return ""; }
+        translated = grown;
+        translated_capacity = need;
+    }
+    size_t o = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (p[k] < 0x80) translated[o++] = (char)p[k];
+        else o += (size_t)snprintf(translated + o, 5, "\\x%02x", p[k]);
+    }
+    translated[o] = '\0';
+    *length = (int)o;
+    return translated;
 }
 
 const char *rg_string_elt(rg_sexp x, int64_t i, int *length) {
-    SEXP s = STRING_ELT((SEXP)x, (R_xlen_t)i);
+    SEXP s;
+    if (ALTREP((SEXP)x)) {
+        string_args a = { (SEXP)x, (R_xlen_t)i, NULL, 0 };
+        if (!R_ToplevelExec(do_string_elt, &a) || !a.elt) { *length = 0; return ""; }
+        s = a.elt;
+    } else {
+        s = STRING_ELT((SEXP)x, (R_xlen_t)i);
+    }
     if (s == NA_STRING) { *length = 0; return NULL; }
-    if (getCharCE(s) == CE_UTF8 || (getCharCE(s) == CE_NATIVE && utf8locale_checked())) {
+    if (getCharCE(s) == CE_UTF8 || (getCharCE(s) == CE_NATIVE && utf8locale_checked()) || IS_ASCII_STRING(s)) {
         *length = LENGTH(s);
         return CHAR(s);
     }
-    string_args a = { (SEXP)x, (R_xlen_t)i, NULL };
-    if (!R_ToplevelExec(do_string_elt, &a) || !a.out) { *length = 0; return ""; }
-    *length = (int)strlen(a.out);
-    return a.out;
+    if (getCharCE(s) == CE_BYTES) return escape_bytes(s, length);
+    string_args a = { (SEXP)x, (R_xlen_t)i, s, 0 };
+    if (!R_ToplevelExec(do_translate, &a) || a.failed) return escape_bytes(s, length);
+    *length = (int)strlen(translated);
+    return translated;
 }
 
 rg_sexp rg_vector_elt(rg_sexp x, int64_t i) { return VECTOR_ELT((SEXP)x, (R_xlen_t)i); }
@@ -560,7 +629,19 @@ int rg_after_fork(char *tempdir_out, size_t capacity) {
     return chdir(R_TempDir);
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+// R_CleanTempDir runs `rm -Rf` through a shell (a fork and exec per session); this does the same
+// in-process with nftw, depth first, without following symlinks.
+static void remove_temp_dir(void) {
+    if (R_TempDir && R_TempDir[0] == '/') nftw(R_TempDir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void rg_exit(int status) {
-    R_CleanTempDir();
+    remove_temp_dir();
     _exit(status);
 }

@@ -6,46 +6,54 @@ public import RgateModel
 
 extension REngine {
     /// Converts an R object to the Swift value model (copying its data).
-    func convert(_ x: rg_sexp) -> RValue {
+    func convert(_ x: rg_sexp) throws(EngineError) -> RValue {
         let type = rg_typeof(x)
         let n = Int(rg_length(x))
         let payload: RPayload
+        func data<T>(_ pointer: UnsafePointer<T>?) throws(EngineError) -> UnsafePointer<T>? {
+            guard n > 0 else { return nil }
+            guard let pointer else { throw EngineError("R could not provide the data of a vector of \(n) elements (out of memory?)") }
+            return pointer
+        }
         switch type {
         case Int32(RG_NILSXP):
             return .null
         case Int32(RG_LGLSXP):
-            let p = rg_logical(x)!
-            payload = .logical((0..<n).map { p[$0] == Int32.min ? nil : p[$0] != 0 })
+            let p = try data(rg_logical(x))
+            payload = .logical((0..<n).map { p![$0] == Int32.min ? nil : p![$0] != 0 })
         case Int32(RG_INTSXP):
-            let p = rg_integer(x)!
-            payload = .integer((0..<n).map { p[$0] == Int32.min ? nil : p[$0] })
+            let p = try data(rg_integer(x))
+            payload = .integer((0..<n).map { p![$0] == Int32.min ? nil : p![$0] })
         case Int32(RG_REALSXP):
-            let p = rg_real(x)!
-            payload = .double((0..<n).map { rg_r_isna(p[$0]) != 0 ? nil : p[$0] })
+            let p = try data(rg_real(x))
+            payload = .double((0..<n).map { rg_r_isna(p![$0]) != 0 ? nil : p![$0] })
         case Int32(RG_CPLXSXP):
-            let p = rg_complex(x)!
+            let p = try data(rg_complex(x))
             payload = .complex((0..<n).map { i in
-                let re = p[2 * i], im = p[2 * i + 1]
+                let re = p![2 * i], im = p![2 * i + 1]
                 return rg_r_isna(re) != 0 || rg_r_isna(im) != 0 ? nil : RComplex(re, im)
             })
         case Int32(RG_STRSXP):
             payload = .character((0..<n).map { string(x, Int64($0)) })
         case Int32(RG_RAWSXP):
-            payload = .raw(n == 0 ? [] : Array(UnsafeBufferPointer(start: rg_raw(x), count: n)))
+            payload = .raw(n == 0 ? [] : Array(UnsafeBufferPointer(start: try data(rg_raw(x)), count: n)))
         case Int32(RG_VECSXP), Int32(RG_EXPRSXP):
-            payload = .list((0..<n).map { convert(rg_vector_elt(x, Int64($0))) })
+            var elements: [RValue] = []
+            elements.reserveCapacity(n)
+            for i in 0..<n { elements.append(try convert(rg_vector_elt(x, Int64(i)))) }
+            payload = .list(elements)
         default:
             payload = .opaque(type: Self.typeName(type), description: type == Int32(RG_ENVSXP) ? "<environment>" : deparse(x))
         }
-        return RValue(payload, attributes: attributes(of: x))
+        return RValue(payload, attributes: try attributes(of: x))
     }
 
-    private func attributes(of x: rg_sexp) -> [RAttribute] {
+    private func attributes(of x: rg_sexp) throws(EngineError) -> [RAttribute] {
         var result: [RAttribute] = []
         var node = rg_attributes(x)
         while let current = node, rg_is_nil(current) == 0 {
             if let name = rg_tag_name(current) {
-                result.append(RAttribute(name: String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)), as: UTF8.self), value: convert(rg_car(current))))
+                result.append(RAttribute(name: String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)), as: UTF8.self), value: try convert(rg_car(current))))
             }
             node = rg_cdr(current)
         }

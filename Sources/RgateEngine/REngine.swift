@@ -149,7 +149,11 @@ public final class REngine {
         }
         result.messages = stringVector(rg_recorded_messages())
         if result.error == nil, options.convertValue, let last {
-            result.value = convert(last)
+            do {
+                result.value = try convert(last)
+            } catch {
+                result.error = EvaluationError(code: .rejected, message: "the result could not be converted: \(error.message)", expressionIndex: count - 1)
+            }
         }
     }
 

@@ -71,6 +71,8 @@ final class WorkerPool: Sendable {
         let overrides = [
             "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1", "SWIFT_BACKTRACE": "enable=no",
+            // Resolve every symbol once in the zygote instead of lazily in each forked session.
+            "LD_BIND_NOW": "1",
         ]
         for (key, value) in overrides {
             env.append("\(key)=\(value)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CRgateSystem
 import Logging
 import RgateServer
 import ServiceLifecycle
@@ -42,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "Seconds running sessions may finish after SIGTERM.")
     var shutdownGrace: Double = 10
 
+    @Flag(name: .customLong("exit-with-parent"), help: .hidden)
+    var exitWithParent = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -57,6 +61,7 @@ struct Serve: AsyncParsableCommand {
         config.maxOutputBytes = try Self.size(maxOutputSize, option: "--max-output-size")
         config.sharedSession = sharedSession
         config.shutdownGrace = .milliseconds(Int64(max(0, shutdownGrace) * 1000))
+        if exitWithParent { _ = rgs_set_parent_death_signal(SIGTERM) }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
 
         LoggingSystem.bootstrap { label in

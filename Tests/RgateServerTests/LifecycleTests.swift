@@ -1,0 +1,86 @@
+import Foundation
+import Glibc
+import Testing
+
+@Suite("Limits and lifecycle, each on its own server", .timeLimit(.minutes(2)))
+struct LifecycleTests {
+    /// The pid of the process serving `c` and of its parent (the zygote).
+    func pids(_ c: RawConnection) throws -> (session: Int32, zygote: Int32) {
+        let text = try #require(c.evaluate("cat(Sys.getpid(), strsplit(readLines('/proc/self/stat'), ' ')[[1]][4])"))
+        let f = text.split(separator: " ").compactMap { Int32($0) }
+        return (f[0], f[1])
+    }
+
+    @Test func deadlineInterruptsRunawayCodeAndTheSessionGoesOn() throws {
+        let server = try ServerProcess(["--eval-timeout", "1"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        _ = c.evaluate("keep <- 'still here'")
+        let start = Date()
+        let text = c.evaluate("repeat {}")
+        #expect(Date().timeIntervalSince(start) < 4)
+        #expect(text?.contains("ran longer than the limit of 1 s") == true)
+        #expect(c.evaluate("keep") == "[1] \"still here\"\n")
+    }
+
+    @Test func idleConnectionsAreClosed() throws {
+        let server = try ServerProcess(["--idle-timeout", "0.5"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        #expect(c.evaluate("1") == "[1] 1\n")
+        let start = Date()
+        #expect(c.isClosed())
+        #expect(Date().timeIntervalSince(start) < 5)
+    }
+
+    @Test func sharedSessionModeKeepsOneR() throws {
+        let server = try ServerProcess(["--shared-session"])
+        defer { server.stop() }
+        do {
+            let a = try RawConnection(port: server.textPort)
+            #expect(a.evaluate("counter <- 1") == "")
+        }
+        let b = try RawConnection(port: server.textPort)
+        #expect(b.evaluate("counter + 1") == "[1] 2\n")
+    }
+
+    @Test func sigtermStopsEverythingAndLeavesNoProcess() throws {
+        let server = try ServerProcess()
+        let c = try RawConnection(port: server.textPort)
+        let (session, zygote) = try pids(c)
+        #expect(processExists(session))
+        #expect(processExists(zygote))
+        let status = server.stop()
+        #expect(status == 0)
+        usleep(100_000)
+        #expect(!processExists(session))
+        #expect(!processExists(zygote))
+    }
+
+    @Test func killedSupervisorLeavesNoOrphans() throws {
+        let server = try ServerProcess()
+        let c = try RawConnection(port: server.textPort)
+        let (session, zygote) = try pids(c)
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(3)
+        while (processExists(session) || processExists(zygote)) && Date() < deadline { usleep(20_000) }
+        #expect(!processExists(session))
+        #expect(!processExists(zygote))
+    }
+
+    @Test func killedZygoteIsReplaced() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        let (_, zygote) = try pids(c)
+        kill(zygote, SIGKILL)
+        let deadline = Date().addingTimeInterval(10)
+        var answer: String?
+        while answer != "[1] 1\n" && Date() < deadline {
+            usleep(100_000)
+            answer = (try? RawConnection(port: server.textPort))?.evaluate("1")
+        }
+        #expect(answer == "[1] 1\n")
+    }
+}
