@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start: install what is missing, build rgate (release), and serve with defaults.
+# Extra arguments go to `rgate serve`, e.g. scripts/serve.sh --text-port 9000 --workers 8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --product rgate 2>&1 | { grep -Ev '^warning: prohibited flag' || true; } >&2
+exec .build/release/rgate serve "$@"
