@@ -1,34 +1,50 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of the seed text protocol: the seed server
-# (shared/seed/rpyserve.py, rpy2) against rgate's text port, driven by the same
-# neutral load generator (Benchmarks/textload) in fresh mode: one connection
-# per request, as the seed client does.
+# (shared/seed/rpyserve.py, rpy2) against one or more rgate servers (variants:
+# e.g. a fresh session per connection, and --shared-session), all driven by the
+# same neutral load generator (Benchmarks/textload).
 #
 # Usage:
-#   Benchmarks/text-vs-seed.sh                          # seed only
-#   RGATE_BIN=.build/release/rgate Benchmarks/text-vs-seed.sh   # seed and rgate
+#   Benchmarks/text-vs-seed.sh                                   # seed only
+#   RGATE_BIN=.build/release/rgate Benchmarks/text-vs-seed.sh    # seed, rgate default, rgate shared
+#   RGATE_BIN=... RGATE_VARIANTS='w4:;w8:--workers 8' Benchmarks/text-vs-seed.sh
 #
 # Environment (all optional):
-#   RGATE_BIN         rgate binary; started as `$RGATE_BIN serve --text-port P --qap-port off`
-#                     and ready once it prints a line containing "listening".
-#                     Unset or not executable: only the seed is measured.
-#   RGATE_ARGS        replaces "--qap-port off" in that command (word-split), e.g.
-#                     RGATE_ARGS="" for a build without a QAP listener
+#   RGATE_BIN         rgate binary. Unset or not executable: only the seed is measured.
+#   RGATE_VARIANTS    the rgate servers to measure, ';'-separated `name:args` (args
+#                     word-split), default "default:;shared:--shared-session". Each
+#                     variant is its own server process, started as
+#                       $RGATE_BIN serve --text-port P --workers $RGATE_WORKERS $RGATE_ARGS <args>
+#                     (a variant's own --workers comes later and so wins) and ready
+#                     once it prints "rgate: listening text ...".
+#   RGATE_WORKERS     --workers for every variant (default 4)
+#   RGATE_ARGS        extra arguments for every variant (default empty), e.g.
+#                     "--log-level warning"
 #   RGATE_VENV        venv with rpy2 (made by scripts/python-env.sh if incomplete)
 #   RGATE_SEED_DIR    default: "$(git rev-parse --show-toplevel)/../shared/seed"
 #   BENCH_SECONDS     seconds per textload run (default 3)
-#   BENCH_ROUNDS      rounds, servers alternating within each (default 3)
+#   BENCH_ROUNDS      rounds (default 3)
+#   BENCH_CONFIGS     the configurations, space-separated MODE:CONNECTIONS, default
+#                     "fresh:1 fresh:8 keep:1". keep (many requests per connection)
+#                     is only run against rgate: the seed closes the connection
+#                     after one reply, so its keep rows are n/a.
+#   BENCH_PAUSE       seconds of quiet before each run (default 0.3), so that a
+#                     server refilling its pool after the previous run does not
+#                     steal CPU from the next one
 #   BENCH_CODE        R code sent (default 1+1); BENCH_EXPECT: substring every
 #                     reply must contain (default "[1] 2"; empty to not check)
 #
-# Each round runs, per server: 1 connection, then 8 connections, BENCH_SECONDS
-# each after 20 warm-up requests. Printed: every run as a JSON line, then the
-# median over rounds per server and configuration, and rgate/seed ratios.
-# "Session start latency" is the p50 of fresh mode with 1 connection: connect,
-# send, evaluate, full reply. Raw lines also go to Benchmarks/results/ (ignored
-# by git). With the defaults the whole run takes about 1 minute with rgate.
+# Order: for each round, for each configuration, every server in turn (servers
+# alternate run by run, so drift on the machine spreads over all of them). Each
+# run: 20 unrecorded warm-up requests, then BENCH_SECONDS of load. Printed: every
+# run as a JSON line, then a table of medians over rounds with ratios against the
+# seed for the same configuration. "Session start latency" is the p50 of fresh
+# mode with 1 connection: connect, send, evaluate, full reply. Raw lines go to
+# Benchmarks/results/text-vs-seed.jsonl and the table to
+# Benchmarks/results/text-vs-seed.txt (ignored by git). With the defaults and
+# two variants the whole run takes about 1.5 minutes.
 #
-# Fairness notes: both servers run on this machine with stdout/stderr to a log
+# Fairness notes: every server runs on this machine with stdout/stderr to a log
 # file; the seed runs with Python's default (buffered) stdout, PYTHONUNBUFFERED
 # removed. The seed is single-threaded with a listen backlog of 5, so at 8
 # connections some SYNs are dropped and retried after 1 s: its max latency then
@@ -42,12 +58,19 @@ seconds=${BENCH_SECONDS:-3}
 rounds=${BENCH_ROUNDS:-3}
 code=${BENCH_CODE:-1+1}
 expect=${BENCH_EXPECT-[1] 2}
-conn_counts=(1 8)
+pause=${BENCH_PAUSE:-0.3}
+read -r -a configs <<<"${BENCH_CONFIGS:-fresh:1 fresh:8 keep:1}"
+variants_spec=${RGATE_VARIANTS-default:;shared:--shared-session}
+workers=${RGATE_WORKERS:-4}
+read -r -a common_args <<<"${RGATE_ARGS:-}"
 warmup=20
 
 log() { printf 'text-vs-seed: %s\n' "$*" >&2; }
 
 [ -f "$seed_dir/rpyserve.py" ] || { log "seed server not found at $seed_dir/rpyserve.py"; exit 1; }
+for config in "${configs[@]}"; do
+  [[ "$config" =~ ^(fresh|keep):[1-9][0-9]*$ ]] || { log "bad BENCH_CONFIGS entry: $config (want fresh:N or keep:N)"; exit 2; }
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/text-vs-seed.XXXXXX")
 pids=()
@@ -78,10 +101,10 @@ free_port() {
   "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-textload() { # port connections seconds [extra args...]
-  local port=$1 conns=$2 secs=$3
-  shift 3
-  local args=(--port "$port" --mode fresh --connections "$conns" --code "$code")
+textload() { # port mode connections seconds [extra args...]
+  local port=$1 mode=$2 conns=$3 secs=$4
+  shift 4
+  local args=(--port "$port" --mode "$mode" --connections "$conns" --code "$code")
   [ -n "$expect" ] && args+=(--expect "$expect")
   # textload bounds itself (10 s socket timeouts); the outer timeout is a backstop.
   timeout $((secs + 60)) "$work/textload" "${args[@]}" "$@"
@@ -95,7 +118,7 @@ wait_answering() { # pid port name [ready-pattern log]
   local deadline=$((SECONDS + 30))
   while [ "$SECONDS" -lt "$deadline" ]; do
     kill -0 "$pid" 2>/dev/null || return 1
-    if { [ -z "$pattern" ] || grep -qi -- "$pattern" "$logfile"; } &&
+    if { [ -z "$pattern" ] || grep -q -- "$pattern" "$logfile"; } &&
        "$work/textload" --port "$port" --requests 1 --code "$code" >/dev/null 2>&1; then
       return 0
     fi
@@ -105,8 +128,9 @@ wait_answering() { # pid port name [ready-pattern log]
   return 2
 }
 
-# Starts a server in its own process group; sets ${name}_port. Up to 3 tries
-# on fresh ports if the process ends during start-up.
+# Starts a server in its own process group and records its port in port_of.
+# Up to 3 tries on fresh ports if the process ends during start-up.
+declare -A port_of
 start_server() { # name ready-pattern command... (command may use @PORT@)
   local name=$1 pattern=$2 try pid port rc
   shift 2
@@ -119,8 +143,8 @@ start_server() { # name ready-pattern command... (command may use @PORT@)
     rc=0
     wait_answering "$pid" "$port" "$name" "$pattern" "$work/$name.log" || rc=$?
     if [ "$rc" = 0 ]; then
-      printf -v "${name}_port" '%s' "$port"
-      log "$name listening on 127.0.0.1:$port"
+      port_of[$name]=$port
+      log "$name listening on 127.0.0.1:$port (pid $pid): ${cmd[*]}"
       return 0
     fi
     log "$name did not start (try $try); the end of its log:"
@@ -130,12 +154,21 @@ start_server() { # name ready-pattern command... (command may use @PORT@)
   return 1
 }
 
-seed_port= rgate_port=
 servers=(seed)
+declare -A variant_args
 if [ -n "${RGATE_BIN:-}" ]; then
   if [ -x "$RGATE_BIN" ]; then
     RGATE_BIN=$(cd "$(dirname "$RGATE_BIN")" && pwd)/$(basename "$RGATE_BIN")
-    servers+=(rgate)
+    IFS=';' read -r -a variant_list <<<"$variants_spec"
+    for spec in "${variant_list[@]}"; do
+      [ -n "${spec//[[:space:]]/}" ] || continue
+      vname=${spec%%:*}
+      vname=${vname//[[:space:]]/}
+      [[ "$vname" =~ ^[A-Za-z0-9_.+-]+$ ]] || { log "bad RGATE_VARIANTS entry: '$spec' (want name:args)"; exit 2; }
+      [[ "$spec" == *:* ]] && vargs=${spec#*:} || vargs=
+      servers+=("rgate-$vname")
+      variant_args[rgate-$vname]=$vargs
+    done
   else
     log "RGATE_BIN=$RGATE_BIN is not an executable file: measuring the seed only"
   fi
@@ -146,67 +179,97 @@ fi
 # The seed runs with Python's default buffered stdout (PYTHONUNBUFFERED removed).
 start_server seed '' env -u PYTHONUNBUFFERED "$py" "$seed_dir/rpyserve.py" \
   --hostname 127.0.0.1 --port @PORT@ || { log "cannot start the seed server"; exit 1; }
-if [[ " ${servers[*]} " == *" rgate "* ]]; then
-  read -r -a rgate_args <<<"${RGATE_ARGS---qap-port off}"
-  start_server rgate listening "$RGATE_BIN" serve --text-port @PORT@ "${rgate_args[@]}" \
-    || { log "cannot start rgate"; exit 1; }
-fi
+for server in "${servers[@]}"; do
+  [ "$server" = seed ] && continue
+  read -r -a vargs <<<"${variant_args[$server]}"
+  start_server "$server" 'rgate: listening text' "$RGATE_BIN" serve --text-port @PORT@ \
+    --workers "$workers" ${common_args[@]+"${common_args[@]}"} ${vargs[@]+"${vargs[@]}"} \
+    || { log "cannot start $server"; exit 1; }
+done
 
 mkdir -p "$root/Benchmarks/results"
 raw="$work/raw.jsonl"
 : >"$raw"
+started=$SECONDS
 for round in $(seq "$rounds"); do
-  for server in "${servers[@]}"; do
-    port_var=${server}_port
-    for conns in "${conn_counts[@]}"; do
-      line=$(textload "${!port_var}" "$conns" "$seconds" --duration "$seconds" --warmup "$warmup" \
-             2>"$work/textload.err") || true
+  for config in "${configs[@]}"; do
+    mode=${config%%:*} conns=${config#*:}
+    for server in "${servers[@]}"; do
+      [ "$server" = seed ] && [ "$mode" = keep ] && continue # the seed serves one request per connection
+      sleep "$pause"
+      line=$(textload "${port_of[$server]}" "$mode" "$conns" "$seconds" --duration "$seconds" \
+             --warmup "$warmup" 2>"$work/textload.err") || true
       if [ -z "$line" ]; then
-        log "textload against $server failed: $(cat "$work/textload.err")"
-        line="{\"requests\":0,\"errors\":1,\"connections\":$conns}"
+        log "textload against $server ($mode, $conns) failed: $(cat "$work/textload.err")"
+        line="{\"requests\":0,\"errors\":1,\"mode\":\"$mode\",\"connections\":$conns}"
       elif [ -s "$work/textload.err" ]; then
-        log "$server c$conns: $(cat "$work/textload.err")"
+        log "$server $mode c$conns: $(cat "$work/textload.err")"
       fi
       printf '{"round":%d,"server":"%s",%s\n' "$round" "$server" "${line#\{}" | tee -a "$raw"
     done
   done
 done
+log "measured for $((SECONDS - started)) s"
 cp "$raw" "$root/Benchmarks/results/text-vs-seed.jsonl"
 
-"$py" - "$raw" <<'PY'
+{
+  echo "rgate: ${RGATE_BIN:-none}; --workers $workers; RGATE_ARGS='${RGATE_ARGS:-}'"
+  for server in "${servers[@]}"; do
+    [ "$server" = seed ] || echo "  $server: ${variant_args[$server]:-(no extra arguments)}"
+  done
+  "$py" - "$raw" "$seconds" "${configs[@]}" <<'PY'
 import json, statistics, sys
 
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+seconds = sys.argv[2]
+configs = [(c.split(":")[0], int(c.split(":")[1])) for c in sys.argv[3:]]
 servers = list(dict.fromkeys(r["server"] for r in runs))
-conns = sorted({r.get("connections", 0) for r in runs if "connections" in r})
+nrounds = max(r["round"] for r in runs)
 
-def med(server, c, key):
-    vals = [r[key] for r in runs if r["server"] == server and r.get("connections") == c and key in r]
+def sel(s, mode, c):
+    return [r for r in runs if r["server"] == s and r.get("mode") == mode and r.get("connections") == c]
+
+def med(s, mode, c, key):
+    vals = [r[key] for r in sel(s, mode, c) if key in r and r.get("requests", 0) > 0]
     return statistics.median(vals) if vals else None
 
-def errs(server, c):
-    return sum(r["errors"] for r in runs if r["server"] == server and r.get("connections") == c)
-
 def f(x, width):
-    return f"{x:>{width}.0f}" if x is not None else f"{'-':>{width}}"
+    return f"{x:>{width}.0f}" if x is not None else f"{'n/a':>{width}}"
 
 def ratio(a, b):
-    return f"x{a / b:.2f}" if a is not None and b else "-"
+    return f"x{a / b:.2f}" if a is not None and b else "n/a"
 
 print()
-print(f"medians over {max(r['round'] for r in runs)} rounds (fresh mode: one connection per request)")
-print(f"{'server':<7}{'conns':>6}{'rps':>10}{'p50_us':>9}{'p90_us':>9}{'p99_us':>9}{'max_us':>10}{'errors':>8}")
-for s in servers:
-    for c in conns:
-        print(f"{s:<7}{c:>6}{f(med(s,c,'rps'),10)}{f(med(s,c,'p50_us'),9)}{f(med(s,c,'p90_us'),9)}"
-              f"{f(med(s,c,'p99_us'),9)}{f(med(s,c,'max_us'),10)}{errs(s,c):>8}")
-print()
-for s in servers:
-    print(f"session start latency ({s}): p50{f(med(s, 1, 'p50_us'), 7)} us (fresh mode, 1 connection)")
-if "rgate" in servers:
+print(f"medians over {nrounds} rounds of {seconds} s; fresh = one connection per request "
+      f"(latency from connect to last reply byte), keep = requests back to back on open connections")
+print("ratios are against the seed in fresh mode with the same number of connections "
+      "(rps: >1 is better than the seed; p50/p99: <1 is better)")
+hdr = (f"{'server':<16}{'mode':<6}{'conns':>5}{'rps':>9}{'p50_us':>9}{'p90_us':>9}{'p99_us':>9}"
+       f"{'max_us':>9}{'errors':>7}{'rps/seed':>10}{'p50/seed':>10}{'p99/seed':>10}")
+print(hdr)
+print("-" * len(hdr))
+for mode, c in configs:
+    for s in servers:
+        rows = sel(s, mode, c)
+        if not rows:
+            if s == "seed" and mode == "keep":
+                print(f"{s:<16}{mode:<6}{c:>5}{'n/a (one request per connection)':>40}")
+            continue
+        base = "seed"
+        bmode = "fresh"
+        cells = "".join(f(med(s, mode, c, k), 9) for k in ("rps", "p50_us", "p90_us", "p99_us", "max_us"))
+        errors = sum(r.get("errors", 0) for r in rows)
+        if s == "seed":
+            ratios = f"{'':>10}{'':>10}{'':>10}"
+        else:
+            ratios = (f"{ratio(med(s, mode, c, 'rps'), med(base, bmode, c, 'rps')):>10}"
+                      f"{ratio(med(s, mode, c, 'p50_us'), med(base, bmode, c, 'p50_us')):>10}"
+                      f"{ratio(med(s, mode, c, 'p99_us'), med(base, bmode, c, 'p99_us')):>10}")
+        print(f"{s:<16}{mode:<6}{c:>5}{cells}{errors:>7}{ratios}")
     print()
-    print("ratios rgate/seed (rps: higher is better for rgate; p50: lower is better for rgate)")
-    for c in conns:
-        print(f"  {c} connection(s): rps {ratio(med('rgate', c, 'rps'), med('seed', c, 'rps'))}"
-              f"  p50 {ratio(med('rgate', c, 'p50_us'), med('seed', c, 'p50_us'))}")
+if any(m == "fresh" and c == 1 for m, c in configs):
+    for s in servers:
+        p50 = med(s, "fresh", 1, "p50_us")
+        print(f"session start latency {s:<16} p50 {f(p50, 6)} us (fresh mode, 1 connection)")
 PY
+} | tee "$root/Benchmarks/results/text-vs-seed.txt"
