@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "RgateEngine", targets: ["RgateEngine"]),
         .library(name: "RgateModel", targets: ["RgateModel"]),
         .library(name: "RgateText", targets: ["RgateText"]),
+        .library(name: "RgateQAP1", targets: ["RgateQAP1"]),
         .library(name: "RgateClient", targets: ["RgateClient"]),
     ],
     dependencies: [
@@ -35,6 +36,12 @@ let package = Package(
         .target(name: "RgateEngine", dependencies: ["CRShim", "RgateModel"], swiftSettings: swiftSettings),
         // The seed's text protocol: framing and encodings; pure Swift on NIOCore.
         .target(name: "RgateText", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
+        // Rserve's QAP1: messages, parameters and the SEXP encoding; pure Swift on NIOCore.
+        .target(
+            name: "RgateQAP1",
+            dependencies: ["RgateModel", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Messages between the supervisor, the zygote and session processes (unix sockets, fd passing).
         .target(name: "RgateIPC", dependencies: ["CRgateSystem"], swiftSettings: swiftSettings),
         // The worker process: a single-threaded zygote with R that forks session processes.
@@ -74,6 +81,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RgateQAP1Tests",
+            dependencies: ["RgateQAP1", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),

@@ -645,3 +645,21 @@ void rg_exit(int status) {
     remove_temp_dir();
     _exit(status);
 }
+
+typedef struct { const char *name; SEXP out; } install_args;
+static void do_install(void *data) {
+    install_args *a = data;
+    a->out = install(a->name);
+    R_PreserveObject(a->out);
+}
+
+rg_sexp rg_install(const char *name) {
+    install_args a = { name, NULL };
+    return R_ToplevelExec(do_install, &a) ? a.out : NULL;
+}
+
+void rg_set_nth_car(rg_sexp x, int64_t i, rg_sexp value) {
+    SEXP node = (SEXP)x;
+    for (int64_t k = 0; k < i && node != R_NilValue; k++) node = CDR(node);
+    if (node != R_NilValue) SETCAR(node, (SEXP)value);
+}

@@ -37,6 +37,27 @@ extension REngine {
             payload = .character((0..<n).map { string(x, Int64($0)) })
         case Int32(RG_RAWSXP):
             payload = .raw(n == 0 ? [] : Array(UnsafeBufferPointer(start: try data(rg_raw(x)), count: n)))
+        case Int32(RG_SYMSXP):
+            let name = rg_symbol_name(x)!
+            return RValue(.symbol(String(decoding: UnsafeRawBufferPointer(start: name, count: strlen(name)), as: UTF8.self)))
+        case Int32(RG_LANGSXP), Int32(RG_LISTSXP):
+            var values: [RValue] = []
+            var tags: [String] = []
+            var tagged = false
+            var node: rg_sexp? = x
+            while let current = node, rg_is_nil(current) == 0 {
+                values.append(try convert(rg_car(current)))
+                if let tag = rg_tag_name(current) {
+                    tags.append(String(decoding: UnsafeRawBufferPointer(start: tag, count: strlen(tag)), as: UTF8.self))
+                    tagged = true
+                } else {
+                    tags.append("")
+                }
+                node = rg_cdr(current)
+            }
+            var attributes = try self.attributes(of: x)
+            if tagged { attributes.insert(RAttribute(name: "names", value: .character(tags)), at: 0) }
+            return RValue(type == Int32(RG_LANGSXP) ? .language(values) : .pairlist(values), attributes: attributes)
         case Int32(RG_VECSXP), Int32(RG_EXPRSXP):
             var elements: [RValue] = []
             elements.reserveCapacity(n)
@@ -134,6 +155,25 @@ extension REngine {
                 let element: rg_sexp
                 do throws(EngineError) { element = try build(e) } catch { rg_release(x); throw error }
                 rg_set_vector_elt(x, Int64(i), element)
+                rg_release(element)
+            }
+            return x
+        case .symbol(let name):
+            guard !name.isEmpty, let x = rg_install(name) else { throw EngineError("R could not make the symbol '\(name)'") }
+            return x
+        case .language(let v), .pairlist(let v):
+            let isCall: Bool = if case .language = payload { true } else { false }
+            guard !v.isEmpty else {
+                if isCall { throw EngineError("a call needs at least a function") }
+                let x = rg_nil()!
+                rg_preserve(x)
+                return x
+            }
+            let x = try vector(Int32(isCall ? RG_LANGSXP : RG_LISTSXP), v.count)
+            for (i, e) in v.enumerated() {
+                let element: rg_sexp
+                do throws(EngineError) { element = try build(e) } catch { rg_release(x); throw error }
+                rg_set_nth_car(x, Int64(i), element)
                 rg_release(element)
             }
             return x

@@ -102,6 +102,13 @@ public enum RPayload: Sendable {
     case raw([UInt8])
     /// A generic vector (R `list`).
     case list([RValue])
+    /// A symbol (R `name`), e.g. `quote(x)`.
+    case symbol(String)
+    /// A call (R `language`): the function first, then the arguments; argument tags are the
+    /// `names` attribute, as `names(quote(f(x, y = 1)))` shows them.
+    case language([RValue])
+    /// A pairlist; tags are the `names` attribute.
+    case pairlist([RValue])
     /// An object without a data model here (closure, environment, language, ...): its R type
     /// name and a one-line description (a deparse, where R can make one).
     case opaque(type: String, description: String)
@@ -116,7 +123,8 @@ public enum RPayload: Sendable {
         case .complex(let v): v.count
         case .character(let v): v.count
         case .raw(let v): v.count
-        case .list(let v): v.count
+        case .list(let v), .language(let v), .pairlist(let v): v.count
+        case .symbol: 1
         }
     }
 
@@ -131,6 +139,9 @@ public enum RPayload: Sendable {
         case .character: "character"
         case .raw: "raw"
         case .list: "list"
+        case .symbol: "symbol"
+        case .language: "language"
+        case .pairlist: "pairlist"
         case .opaque(let type, _): type
         }
     }
@@ -148,7 +159,8 @@ extension RPayload: Hashable {
         case (.complex(let a), .complex(let b)): a == b
         case (.character(let a), .character(let b)): a == b
         case (.raw(let a), .raw(let b)): a == b
-        case (.list(let a), .list(let b)): a == b
+        case (.list(let a), .list(let b)), (.language(let a), .language(let b)), (.pairlist(let a), .pairlist(let b)): a == b
+        case (.symbol(let a), .symbol(let b)): a == b
         case (.opaque(let t1, let d1), .opaque(let t2, let d2)): t1 == t2 && d1 == d2
         default: false
         }

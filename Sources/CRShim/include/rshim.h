@@ -138,6 +138,10 @@ int rg_set_string_elt(rg_sexp x, int64_t i, const char *bytes, int length);
 void rg_set_vector_elt(rg_sexp x, int64_t i, rg_sexp value);
 /// Sets attribute `name` (R's setAttrib semantics, so compact row.names work). 0 on success.
 int rg_set_attribute(rg_sexp x, const char *name, rg_sexp value);
+/// The symbol `name` (preserved, for uniform release). NULL when R could not make it.
+rg_sexp rg_install(const char *name);
+/// Sets the value of the `i`-th node of a pairlist or call.
+void rg_set_nth_car(rg_sexp x, int64_t i, rg_sexp value);
 /// Binds `value` to `name` in the global environment. 0 on success.
 int rg_assign_global(const char *name, rg_sexp value);
 
