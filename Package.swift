@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "RgateIPC", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "RgateServer",
             dependencies: [
-                "CRgateSystem", "RgateIPC", "RgateText",
+                "CRgateSystem", "RgateIPC", "RgateText", "RgateQAP1",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

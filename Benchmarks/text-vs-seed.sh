@@ -244,7 +244,7 @@ print(f"medians over {nrounds} rounds of {seconds} s; fresh = one connection per
       f"(latency from connect to last reply byte), keep = requests back to back on open connections")
 print("ratios are against the seed in fresh mode with the same number of connections "
       "(rps: >1 is better than the seed; p50/p99: <1 is better)")
-hdr = (f"{'server':<16}{'mode':<6}{'conns':>5}{'rps':>9}{'p50_us':>9}{'p90_us':>9}{'p99_us':>9}"
+hdr = (f"{'server':<20}{'mode':<6}{'conns':>5}{'rps':>9}{'p50_us':>9}{'p90_us':>9}{'p99_us':>9}"
        f"{'max_us':>9}{'errors':>7}{'rps/seed':>10}{'p50/seed':>10}{'p99/seed':>10}")
 print(hdr)
 print("-" * len(hdr))
@@ -253,7 +253,7 @@ for mode, c in configs:
         rows = sel(s, mode, c)
         if not rows:
             if s == "seed" and mode == "keep":
-                print(f"{s:<16}{mode:<6}{c:>5}{'n/a (one request per connection)':>40}")
+                print(f"{s:<20}{mode:<6}{c:>5}   n/a (the seed serves one request per connection)")
             continue
         base = "seed"
         bmode = "fresh"
@@ -265,11 +265,11 @@ for mode, c in configs:
             ratios = (f"{ratio(med(s, mode, c, 'rps'), med(base, bmode, c, 'rps')):>10}"
                       f"{ratio(med(s, mode, c, 'p50_us'), med(base, bmode, c, 'p50_us')):>10}"
                       f"{ratio(med(s, mode, c, 'p99_us'), med(base, bmode, c, 'p99_us')):>10}")
-        print(f"{s:<16}{mode:<6}{c:>5}{cells}{errors:>7}{ratios}")
+        print(f"{s:<20}{mode:<6}{c:>5}{cells}{errors:>7}{ratios}")
     print()
 if any(m == "fresh" and c == 1 for m, c in configs):
     for s in servers:
         p50 = med(s, "fresh", 1, "p50_us")
-        print(f"session start latency {s:<16} p50 {f(p50, 6)} us (fresh mode, 1 connection)")
+        print(f"session start latency {s:<20} p50 {f(p50, 6)} us (fresh mode, 1 connection)")
 PY
 } | tee "$root/Benchmarks/results/text-vs-seed.txt"

@@ -336,6 +336,10 @@ static const char *bootstrap_code =
     "      invokeRestart('abort')\n"
     "    },\n"
     "    interrupt = function(i) { rec$error <- list(message = 'interrupted', call = NULL); invokeRestart('abort') })\n"
+    "  oob <- new.env()\n"
+    "  oob$self.oobSend <- function(what, code = 0L) invisible(.Call(.rgate_oob_send, what, code))\n"
+    "  oob$self.oobMessage <- function(what, code = 0L) .Call(.rgate_oob_message, what, code)\n"
+    "  do.call('attach', list(oob, pos = 2L, name = 'rgate:oob', warn.conflicts = FALSE))\n"
     "  rec$print <- function() { x <- rec$value; rec$value <- NULL; if (isS4(x)) methods::show(x) else print(x) }\n"
     "  function(after_error) {\n"
     "    ws <- Filter(function(w) isTRUE(w$deferred), rec$warnings)\n"
@@ -367,6 +371,8 @@ static const char *bootstrap_code =
     "  }\n"
     "})\n";
 
+static void install_oob_functions(SEXP env);
+
 typedef struct { const char *code; SEXP result; } boot_args;
 
 static void do_bootstrap(void *data) {
@@ -377,6 +383,7 @@ static void do_bootstrap(void *data) {
     if (status != PARSE_OK) error("rgate bootstrap code does not parse");
     SEXP env = PROTECT(R_NewEnv(R_BaseEnv, TRUE, 29));
     defineVar(install(".rgate_recorder"), recorder_env, env);
+    install_oob_functions(env);
     SEXP value = R_NilValue;
     for (R_xlen_t i = 0; i < XLENGTH(exprs); i++) value = eval(VECTOR_ELT(exprs, i), env);
     b->result = value;
@@ -662,4 +669,66 @@ void rg_set_nth_car(rg_sexp x, int64_t i, rg_sexp value) {
     SEXP node = (SEXP)x;
     for (int64_t k = 0; k < i && node != R_NilValue; k++) node = CDR(node);
     if (node != R_NilValue) SETCAR(node, (SEXP)value);
+}
+
+typedef struct { const char *name; const rg_sexp *args; int count; SEXP out; } call_args;
+static void do_call_base(void *data) {
+    call_args *a = data;
+    SEXP fn = PROTECT(findFun(install(a->name), R_BaseNamespace));
+    SEXP call = PROTECT(allocVector(LANGSXP, a->count + 1));
+    SETCAR(call, fn);
+    SEXP node = CDR(call);
+    for (int i = 0; i < a->count; i++, node = CDR(node)) SETCAR(node, (SEXP)a->args[i]);
+    SEXP wrapped = PROTECT(wrap_in_handlers(call));
+    defineVar(install("wrapper"), wrapped, recorder_env);
+    SEXP value = eval(wrapped, R_GlobalEnv);
+    R_PreserveObject(value);
+    a->out = value;
+    UNPROTECT(3);
+}
+
+int rg_call_base(const char *name, const rg_sexp *args, int count, rg_sexp *result) {
+    call_args a = { name, args, count, NULL };
+    int ok = R_ToplevelExec(do_call_base, &a);
+    if (ok) *result = a.out;
+    return finish_eval(ok);
+}
+
+static void do_set_errmessage(void *data) {
+    SEXP call = PROTECT(lang2(install("seterrmessage"), mkString((const char *)data)));
+    SEXP internal = PROTECT(lang2(install(".Internal"), call));
+    eval(internal, R_BaseEnv);
+    UNPROTECT(2);
+}
+
+void rg_set_errmessage(const char *text) { R_ToplevelExec(do_set_errmessage, (void *)text); }
+
+static rg_oob_fn oob_fn = NULL;
+static void *oob_context = NULL;
+void rg_set_oob_handler(rg_oob_fn fn, void *context) { oob_fn = fn; oob_context = context; }
+
+static SEXP oob_call(int kind, SEXP x, SEXP code) {
+    if (!oob_fn) error("out-of-band messages are only available on a QAP1 (Rserve protocol) connection");
+    char message[512] = "";
+    SEXP reply = R_NilValue;
+    int c = (code == R_NilValue || XLENGTH(code) == 0) ? 0 : asInteger(code);
+    if (oob_fn(kind, x, c == NA_INTEGER ? 0 : c, (rg_sexp *)&reply, message, sizeof message, oob_context) != 0)
+        error("%s", message[0] ? message : "the out-of-band message failed");
+    if (kind == 0) return ScalarLogical(TRUE);
+    PROTECT(reply);
+    R_ReleaseObject(reply);
+    UNPROTECT(1);
+    return reply;
+}
+static SEXP oob_send_entry(SEXP x, SEXP code) { return oob_call(0, x, code); }
+static SEXP oob_message_entry(SEXP x, SEXP code) { return oob_call(1, x, code); }
+
+// self.oobSend(what, code = 0L) and self.oobMessage(what, code = 0L), in an environment attached
+// to the search path as "rgate:oob" so that session code finds them without library().
+static void install_oob_functions(SEXP env) {
+    SEXP send_ptr = PROTECT(R_MakeExternalPtrFn((DL_FUNC)oob_send_entry, install("native symbol"), R_NilValue));
+    SEXP msg_ptr = PROTECT(R_MakeExternalPtrFn((DL_FUNC)oob_message_entry, install("native symbol"), R_NilValue));
+    defineVar(install(".rgate_oob_send"), send_ptr, env);
+    defineVar(install(".rgate_oob_message"), msg_ptr, env);
+    UNPROTECT(2);
 }

@@ -18,7 +18,10 @@ public final class REngine {
         set { QuitHook.handler = newValue }
     }
 
-    private let console = ConsoleSink()
+    let console = ConsoleSink()
+    /// When set, ``evaluate(utf8:options:)`` keeps the last value in ``keptValue``.
+    var keepLastValue = false
+    var keptValue: RObject?
 
     private init() {}
 
@@ -37,7 +40,7 @@ public final class REngine {
         let rc = cArgs.withUnsafeMutableBufferPointer { argv in
             rg_start(Int32(argv.count), argv.baseAddress, &message, message.count)
         }
-        guard rc == 0 else { throw EngineError(decodeCString( message)) }
+        guard rc == 0 else { throw EngineError(decodeCString(message)) }
         let engine = REngine()
         rg_set_console({ text, length, isStderr, context in
             guard let text, let context else { return }
@@ -107,18 +110,16 @@ public final class REngine {
             case Int32(RG_PARSE_ERROR): .parseInvalid
             default: .rejected
             }
-            let text = decodeCString( message)
+            let text = decodeCString(message)
             console.write("Error: \(text)\n", stderr: true)
+            rg_set_errmessage("Error: \(text)\n")
             result.error = EvaluationError(code: code, message: text)
             return
         }
         defer { rg_release(exprs) }
 
-        if let timeout = options.timeout {
-            let ns = UInt64(max(0, timeout.components.seconds)) * 1_000_000_000 + UInt64(max(0, timeout.components.attoseconds / 1_000_000_000))
-            rg_set_deadline(rg_monotonic_ns() + max(ns, 1))
-        }
-        defer { rg_set_deadline(0) }
+        let (armed, _) = armDeadline(options.timeout)
+        defer { if armed { rg_set_deadline(0) } }
 
         let count = Int(rg_length(exprs))
         var last: rg_sexp?
@@ -148,6 +149,10 @@ public final class REngine {
             _ = rg_flush_warnings(0)
         }
         result.messages = stringVector(rg_recorded_messages())
+        if keepLastValue, result.error == nil, let last {
+            rg_preserve(last)
+            keptValue = RObject(preserved: last)
+        }
         if result.error == nil, options.convertValue, let last {
             do {
                 result.value = try convert(last)
@@ -171,7 +176,15 @@ public final class REngine {
         guard rg_assign_global(name, sexp) == 0 else { throw EngineError("could not assign '\(name)'") }
     }
 
-    private func collectWarnings(into result: inout Evaluation) {
+    func armDeadline(_ timeout: Duration?) -> (Bool, UInt64) {
+        guard let timeout else { return (false, 0) }
+        let ns = UInt64(max(0, timeout.components.seconds)) * 1_000_000_000 + UInt64(max(0, timeout.components.attoseconds / 1_000_000_000))
+        let deadline = rg_monotonic_ns() + max(ns, 1)
+        rg_set_deadline(deadline)
+        return (true, deadline)
+    }
+
+    func collectWarnings(into result: inout Evaluation) {
         let list = rg_recorded_warnings()
         guard let list, rg_is_nil(list) == 0, rg_typeof(list) == Int32(RG_VECSXP) else { return }
         for i in 0..<rg_length(list) {
@@ -184,7 +197,7 @@ public final class REngine {
         }
     }
 
-    private func makeError(status: Int32, index: Int, timeout: Duration?) -> EvaluationError {
+    func makeError(status: Int32, index: Int, timeout: Duration?) -> EvaluationError {
         if status == Int32(RG_EVAL_TIMEOUT) {
             let limit = timeout.map { "\($0.formattedSeconds) s" } ?? "its time limit"
             return EvaluationError(code: .timeout, message: "evaluation stopped: it ran longer than the limit of \(limit)", expressionIndex: index)
@@ -212,7 +225,7 @@ public final class REngine {
     func deparse(_ x: rg_sexp) -> String {
         var buffer = [CChar](repeating: 0, count: 1024)
         _ = rg_deparse(x, &buffer, buffer.count)
-        return decodeCString( buffer)
+        return decodeCString(buffer)
     }
 }
 

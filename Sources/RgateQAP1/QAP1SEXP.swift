@@ -118,7 +118,7 @@ public enum QAP1SEXP {
         case .list(let v): n += v.reduce(0) { $0 + encodedSize($1) }
         case .symbol(let name): n += symbolSize(name)
         case .language(let v), .pairlist(let v): n += taggedListSize(v, tags: tags(value))
-        case .opaque: n += 4
+        case .opaque(let name, _): n += name == "S4" ? 0 : 4 // XT_S4 has no body: its slots are attributes.
         }
         return n
     }
@@ -215,7 +215,7 @@ public enum QAP1SEXP {
         case .language(let v), .pairlist(let v):
             writeTaggedList(v, tags: tags(value), into: &buffer)
         case .opaque(let name, _):
-            buffer.writeInteger(Int32(sexpType(named: name)), endianness: .little)
+            if name != "S4" { buffer.writeInteger(Int32(sexpType(named: name)), endianness: .little) }
         }
     }
 
@@ -278,7 +278,11 @@ public enum QAP1SEXP {
         }
         let hasAttributes = type & XT.hasAttributes != 0
         type &= 0x3f
-        if type == XT.null { return .null } // Rserve ignores XT_NULL's declared length.
+        if type == XT.null {
+            // Rserve ignores XT_NULL's declared length, but does read (and so skip) its attributes.
+            if hasAttributes { _ = try decodeOne(&b, depth: depth + 1, base: base) }
+            return .null
+        }
         guard length <= UInt64(b.readableBytes) else {
             throw QAP1Error(.invalidParameter, "an object announces \(length) bytes but only \(b.readableBytes) follow", offset: offset)
         }

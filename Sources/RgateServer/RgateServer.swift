@@ -1,6 +1,7 @@
 public import Logging
 import NIOCore
 import RgateIPC
+import RgateQAP1
 import RgateText
 public import ServiceLifecycle
 import Synchronization
@@ -55,6 +56,9 @@ public final class RgateServer: Service, Sendable {
         var listeners: [(TCPListener, WireProtocol)] = []
         if let port = configuration.textPort {
             listeners.append((try TCPListener(host: configuration.host, port: port), .text))
+        }
+        if let port = configuration.qapPort {
+            listeners.append((try TCPListener(host: configuration.host, port: port), .qap1))
         }
         let bound = listeners
         guard !bound.isEmpty else {
@@ -111,7 +115,7 @@ public final class RgateServer: Service, Sendable {
             evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
             killGraceMilliseconds: configuration.killGrace.milliseconds,
             idleTimeoutMilliseconds: configuration.idleTimeout?.milliseconds ?? 0,
-            maxRequestBytes: UInt64(configuration.maxRequestBytes),
+            maxRequestBytes: UInt64(wireProtocol == .qap1 ? configuration.maxQAPMessageBytes : configuration.maxRequestBytes),
             maxOutputBytes: UInt64(configuration.maxOutputBytes),
             sharedSession: configuration.sharedSession && wireProtocol == .text)
     }
@@ -164,8 +168,15 @@ public final class RgateServer: Service, Sendable {
 
     private func refuse(client: Int32, wireProtocol: WireProtocol, message: String) {
         var buffer = ByteBuffer()
-        if wireProtocol == .text {
+        switch wireProtocol {
+        case .text:
             TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
+        case .qap1:
+            // A QAP1 client expects the 32-byte identification first; say "busy" after it.
+            buffer.writeBytes(QAP1Identification.make())
+            QAP1Message(command: .error(.sessionBusy)).encode(into: &buffer)
+        default:
+            break
         }
         buffer.withUnsafeReadableBytes { raw in
             _ = send(client, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))

@@ -4,6 +4,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var host: String = "127.0.0.1"
     /// The seed text protocol's port; `nil` disables it, 0 picks a free port.
     public var textPort: Int? = 8080
+    /// Rserve's QAP1 port; `nil` disables it, 0 picks a free port.
+    public var qapPort: Int? = 6311
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).
@@ -12,8 +14,10 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var killGrace: Duration = .seconds(2)
     /// Close connections idle this long (`nil`: never).
     public var idleTimeout: Duration? = .seconds(600)
-    /// The largest request accepted, in bytes.
+    /// The largest text-protocol request accepted, in bytes.
     public var maxRequestBytes: Int = 64 << 20
+    /// The largest QAP1 message accepted, in bytes (Rserve's `maxinbuf`).
+    public var maxQAPMessageBytes: Int = 256 << 20
     /// The most console output kept per request, in bytes.
     public var maxOutputBytes: Int = 16 << 20
     /// Serve every text connection from one long-lived R, as the seed server did.

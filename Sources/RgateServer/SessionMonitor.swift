@@ -2,6 +2,7 @@ internal import CRgateSystem
 import Logging
 import NIOCore
 import RgateIPC
+import RgateQAP1
 import RgateText
 import Synchronization
 #if canImport(Glibc)
@@ -153,6 +154,9 @@ enum SessionLostReply {
         switch client.wireProtocol {
         case .text:
             TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
+        case .qap1:
+            // An R-error status; the client's follow-up (e.g. geterrmessage()) finds the connection closed.
+            QAP1Message(command: .error(.rError)).encode(into: &buffer)
         default:
             return
         }

@@ -47,6 +47,8 @@ struct SessionProcess {
         case .text:
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)
             return session.serve()
+        case .qap1:
+            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
             return .protocolError

@@ -22,6 +22,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("text-port"), help: "Port of the seed's text protocol, or `off`.")
     var textPort = "8080"
 
+    @Option(name: .customLong("qap-port"), help: "Port of Rserve's QAP1 protocol, or `off`.")
+    var qapPort = "6311"
+
+    @Option(name: .customLong("max-qap-message-size"), help: "Largest QAP1 message accepted, e.g. 256M (Rserve's maxinbuf).")
+    var maxQAPMessageSize = "256M"
+
     @Option(name: .customLong("workers"), help: "Warm R session processes kept ready.")
     var workers = 4
 
@@ -53,6 +59,8 @@ struct Serve: AsyncParsableCommand {
         var config = ServerConfiguration()
         config.host = host
         config.textPort = try Self.port(textPort, option: "--text-port")
+        config.qapPort = try Self.port(qapPort, option: "--qap-port")
+        config.maxQAPMessageBytes = try Self.size(maxQAPMessageSize, option: "--max-qap-message-size")
         guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
         config.warmWorkers = workers
         config.evalTimeout = evalTimeout > 0 ? .milliseconds(Int64(evalTimeout * 1000)) : nil

@@ -7,6 +7,7 @@ final class ServerProcess: @unchecked Sendable {
     // Safe: `process` and the ports are set once in init and only read afterwards.
     let process: Process
     let textPort: Int
+    let qapPort: Int
     private let errors: Pipe
 
     static var binary: String {
@@ -23,7 +24,7 @@ final class ServerProcess: @unchecked Sendable {
     init(_ arguments: [String] = []) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--text-port", "0", "--workers", "2", "--exit-with-parent", "--log-level", "warning"] + arguments
+        process.arguments = ["serve", "--text-port", "0", "--qap-port", "0", "--workers", "2", "--exit-with-parent", "--log-level", "warning"] + arguments
         let out = Pipe()
         errors = Pipe()
         process.standardOutput = out
@@ -33,7 +34,7 @@ final class ServerProcess: @unchecked Sendable {
         var text = ""
         let handle = out.fileHandleForReading
         let deadline = Date().addingTimeInterval(30)
-        while !text.contains("listening text"), Date() < deadline {
+        while !(text.contains("listening text") && text.contains("listening qap1")), Date() < deadline {
             let data = handle.availableData
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
@@ -44,6 +45,8 @@ final class ServerProcess: @unchecked Sendable {
             throw ServerError(message: "server did not start: \(text) \(String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))")
         }
         textPort = port
+        qapPort = text.split(separator: "\n").first(where: { $0.contains("listening qap1") })
+            .flatMap { Int($0.split(separator: ":").last ?? "") } ?? -1
     }
 
     /// SIGTERM, then wait (bounded) for the exit; returns the exit status.

@@ -89,6 +89,19 @@ rg_sexp rg_recorded_error(void);
 /// Sets `.Last.value` as the console does.
 void rg_set_last_value(rg_sexp value);
 
+/// Calls base::`name`(args...) under R_ToplevelExec (errors are recorded and printed like any
+/// other). On success `*result` is preserved. Returns an RG_EVAL_* status.
+int rg_call_base(const char *name, const rg_sexp *args, int count, rg_sexp *result);
+/// Sets the text geterrmessage() returns.
+void rg_set_errmessage(const char *text);
+
+/// Out-of-band messages from R code: `self.oobSend(x, code)` (kind 0) and
+/// `self.oobMessage(x, code)` (kind 1) call this; for kind 1 the reply must be stored preserved
+/// in *reply. Return 0 on success; otherwise `error` holds a message raised as an R error.
+typedef int (*rg_oob_fn)(int kind, rg_sexp value, int code, rg_sexp *reply, char *error, size_t error_length, void *context);
+/// Installs the OOB handler (NULL: the functions raise an error).
+void rg_set_oob_handler(rg_oob_fn fn, void *context);
+
 // ---- Memory ---------------------------------------------------------------------------------
 
 void rg_preserve(rg_sexp x);

@@ -1,0 +1,174 @@
+internal import CRShim
+public import RgateModel
+
+/// A live R object held by the engine (protected from R's garbage collector until released).
+///
+/// Lets a caller keep a result inside R, pass it back to R, or convert it only when needed,
+/// without copying it through ``RValue``. Like ``REngine``, it belongs to the R thread: create,
+/// use and drop it there only.
+public final class RObject {
+    let sexp: rg_sexp
+
+    /// Takes ownership of one preservation of `sexp`.
+    init(preserved sexp: rg_sexp) { self.sexp = sexp }
+
+    deinit { rg_release(sexp) }
+
+    /// R's type name (`typeof`).
+    public var typeName: String {
+        let t = rg_typeof(sexp)
+        switch t {
+        case Int32(RG_NILSXP): return "NULL"
+        case Int32(RG_LGLSXP): return "logical"
+        case Int32(RG_INTSXP): return "integer"
+        case Int32(RG_REALSXP): return "double"
+        case Int32(RG_CPLXSXP): return "complex"
+        case Int32(RG_STRSXP): return "character"
+        case Int32(RG_RAWSXP): return "raw"
+        case Int32(RG_VECSXP): return "list"
+        case Int32(RG_EXPRSXP): return "expression"
+        default: return REngine.typeName(t)
+        }
+    }
+
+    /// The bytes of a raw vector, or nil for other types.
+    public func withRawBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T? {
+        guard rg_typeof(sexp) == Int32(RG_RAWSXP) else { return nil }
+        let n = Int(rg_length(sexp))
+        guard n > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        guard let p = rg_raw(sexp) else { return nil }
+        return try body(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}
+
+extension REngine {
+    /// Evaluates code like ``evaluate(utf8:options:)`` and also returns the last value as a live
+    /// object (nil when nothing ran or evaluation failed).
+    public func evaluateKeepingValue(utf8 code: UnsafeRawBufferPointer, options: EvaluationOptions) -> (Evaluation, RObject?) {
+        keptValue = nil
+        keepLastValue = true
+        defer { keepLastValue = false }
+        let evaluation = evaluate(utf8: code, options: options)
+        defer { keptValue = nil }
+        return (evaluation, evaluation.error == nil ? keptValue : nil)
+    }
+
+    /// Evaluates an R object (a call, a symbol, or any value, which evaluates to itself) in the
+    /// global environment, with the same condition handling as code.
+    public func evaluate(object: RObject, options: EvaluationOptions) -> (Evaluation, RObject?) {
+        var result = Evaluation()
+        console.begin(limit: options.maxOutputBytes)
+        rg_reset_conditions()
+        let (deadlineArmed, _) = armDeadline(options.timeout)
+        var value: rg_sexp?
+        var visible: Int32 = 0
+        let status = rg_eval(object.sexp, &value, &visible)
+        if deadlineArmed { rg_set_deadline(0) }
+        result.visible = visible != 0
+        collectWarnings(into: &result)
+        var kept: RObject?
+        if status == Int32(RG_EVAL_OK), let value {
+            kept = RObject(preserved: value)
+            if options.printVisible && visible != 0 { _ = rg_print(value) }
+            _ = rg_flush_warnings(0)
+        } else {
+            result.error = makeError(status: status, index: 0, timeout: options.timeout)
+            _ = rg_flush_warnings(1)
+        }
+        result.messages = stringVector(rg_recorded_messages())
+        if result.error == nil, options.convertValue, let kept {
+            result.value = try? convert(kept.sexp)
+        }
+        result.output = console.end()
+        result.outputTruncated = console.truncated
+        return (result, kept)
+    }
+
+    /// Calls `base::name(arguments...)`; on failure the error is what R reported.
+    public func callBase(_ name: String, _ arguments: [RObject]) -> Result<RObject, EvaluationError> {
+        console.begin(limit: 1 << 20)
+        defer { _ = console.end() }
+        rg_reset_conditions()
+        var result: rg_sexp?
+        let args: [rg_sexp?] = arguments.map { $0.sexp }
+        let status = args.withUnsafeBufferPointer { rg_call_base(name, $0.baseAddress, Int32(args.count), &result) }
+        withExtendedLifetime(arguments) {}
+        if status == Int32(RG_EVAL_OK), let result { return .success(RObject(preserved: result)) }
+        return .failure(makeError(status: status, index: 0, timeout: nil))
+    }
+
+    /// Makes an R object from a Swift value.
+    public func makeObject(_ value: RValue) throws(EngineError) -> RObject {
+        RObject(preserved: try build(value))
+    }
+
+    /// Converts a live object to a Swift value.
+    public func value(of object: RObject) throws(EngineError) -> RValue {
+        try convert(object.sexp)
+    }
+
+    /// Binds an object to `name` in the global environment.
+    public func assign(_ name: String, object: RObject) throws(EngineError) {
+        guard rg_assign_global(name, object.sexp) == 0 else { throw EngineError("could not assign '\(name)'") }
+    }
+
+    /// Sets what `geterrmessage()` returns.
+    public func setErrorMessage(_ text: String) {
+        rg_set_errmessage(text)
+    }
+}
+
+/// Which out-of-band call R code made.
+public enum OutOfBandKind: Sendable, Hashable {
+    /// `self.oobSend(x, code)`: one-way.
+    case send
+    /// `self.oobMessage(x, code)`: waits for the client's reply.
+    case message
+}
+
+/// The process-wide out-of-band hook (R exists once per process).
+enum OutOfBandHook {
+    // Safe: only used on the single thread that runs R.
+    nonisolated(unsafe) static var handler: ((OutOfBandKind, RObject, Int32) -> Result<RObject?, EngineError>)?
+}
+
+extension REngine {
+    /// Handles `self.oobSend(x, code)` / `self.oobMessage(x, code)` from R code. Return the reply
+    /// object for `.message` (nil means NULL) or an error, which R code sees as an R error.
+    public var onOutOfBand: ((OutOfBandKind, RObject, Int32) -> Result<RObject?, EngineError>)? {
+        get { OutOfBandHook.handler }
+        set {
+            OutOfBandHook.handler = newValue
+            if newValue == nil {
+                rg_set_oob_handler(nil, nil)
+                return
+            }
+            rg_set_oob_handler({ kind, value, code, reply, error, errorLength, _ in
+                guard let handler = OutOfBandHook.handler, let value else { return -1 }
+                rg_preserve(value)
+                let object = RObject(preserved: value)
+                switch handler(kind == 0 ? .send : .message, object, code) {
+                case .success(let answer):
+                    guard kind == 1 else { return 0 }
+                    if let answer {
+                        rg_preserve(answer.sexp)
+                        reply?.pointee = answer.sexp
+                    } else {
+                        let nilValue = rg_nil()!
+                        rg_preserve(nilValue)
+                        reply?.pointee = nilValue
+                    }
+                    return 0
+                case .failure(let failure):
+                    if let error {
+                        let bytes = Array(failure.message.utf8.prefix(errorLength - 1)) + [0]
+                        bytes.withUnsafeBufferPointer { src in
+                            UnsafeMutableRawPointer(error).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
+                        }
+                    }
+                    return -1
+                }
+            }, nil)
+        }
+    }
+}

@@ -1,0 +1,353 @@
+import NIOCore
+import RgateEngine
+import RgateIPC
+import RgateModel
+import RgateQAP1
+internal import CRgateSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves Rserve's QAP1 protocol on one connection, so that existing Rserve clients (pyRserve,
+/// RSclient, REngine, ...) work unchanged. The session's R is this process's own.
+final class QAP1Session {
+    let engine: REngine
+    let client: ClientConnection
+    let assignment: SessionAssignment
+    let control: ControlSocket
+    private var decoder: QAP1MessageDecoder
+    private var buffer = ByteBuffer()
+    private var openFile: UnsafeMutablePointer<FILE>?
+    private var ended: SessionEndReason?
+
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket) {
+        self.control = control
+        self.engine = engine
+        self.client = client
+        self.assignment = assignment
+        decoder = QAP1MessageDecoder(maximumPayloadBytes: assignment.maxRequestBytes)
+    }
+
+    private var timeout: Duration? {
+        assignment.evalTimeoutMilliseconds == 0 ? nil : .milliseconds(assignment.evalTimeoutMilliseconds)
+    }
+
+    private var options: EvaluationOptions {
+        EvaluationOptions(printVisible: false, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
+    }
+
+    func serve() -> SessionEndReason {
+        guard client.writeAll(ByteBuffer(bytes: QAP1Identification.make())) else { return .ioError }
+        engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
+        let control = self.control
+        let client = self.client
+        engine.onQuit = { _ in
+            // q() ends the session: as with Rserve, the client sees the connection close.
+            shutdown(client.descriptor, Int32(SHUT_RDWR))
+            try? control.send(.ended(reason: .quit))
+        }
+        defer {
+            engine.onOutOfBand = nil
+            engine.onQuit = nil
+            if let openFile { fclose(openFile) }
+        }
+        while true {
+            switch nextFrame() {
+            case .frame(let frame):
+                switch frame {
+                case .oversized(let header):
+                    WorkerLog.info("session \(assignment.sessionID): refused a \(header.length)-byte message")
+                    guard respond(error: .dataOverflow) else { return .ioError }
+                case .message(let message):
+                    guard handle(message) else { return ended ?? .ioError }
+                }
+            case .end(let reason):
+                return reason
+            }
+        }
+    }
+
+    private enum Next {
+        case frame(QAP1Frame)
+        case end(SessionEndReason)
+    }
+
+    /// The next frame from the client, reading as needed.
+    private func nextFrame() -> Next {
+        while true {
+            do {
+                if let frame = try decoder.decode(buffer: &buffer) {
+                    buffer.discardReadBytes()
+                    return .frame(frame)
+                }
+            } catch {
+                return .end(.protocolError)
+            }
+            switch client.read(into: &buffer, timeoutMilliseconds: assignment.idleTimeoutMilliseconds) {
+            case .data: continue
+            case .timedOut: return .end(.idleTimeout)
+            case .failed: return .end(.ioError)
+            case .eof: return .end(buffer.readableBytes > 0 ? .protocolError : .clientClosed)
+            }
+        }
+    }
+
+    // MARK: Responses
+
+    private func respond(_ command: QAP1Command, payload: ByteBuffer = ByteBuffer()) -> Bool {
+        var out = ByteBuffer()
+        out.reserveCapacity(QAP1Header.size + payload.readableBytes)
+        QAP1Message(command: command, payload: payload).encode(into: &out)
+        return client.writeAll(out)
+    }
+
+    private func respond(error status: QAP1Status) -> Bool { respond(.error(status)) }
+
+    private func respondOK(_ parameters: [QAP1Parameter] = []) -> Bool {
+        var payload = ByteBuffer()
+        for p in parameters { p.encode(into: &payload) }
+        return respond(.responseOK, payload: payload)
+    }
+
+    private func respondOK(value: RValue) -> Bool {
+        let size = QAP1SEXP.encodedSize(value)
+        var out = ByteBuffer()
+        out.reserveCapacity(QAP1Header.size + 8 + size)
+        let paramHeader = size > 0xff_fff0 ? 8 : 4
+        QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &out)
+        QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &out)
+        QAP1SEXP.encode(value, into: &out)
+        return client.writeAll(out)
+    }
+
+    // MARK: Commands
+
+    /// Handles one message; false ends the session.
+    private func handle(_ message: QAP1Message) -> Bool {
+        let command = message.header.command
+        if command.hasRawPayload {
+            return serialized(command, message.payload)
+        }
+        let parameters: [QAP1Parameter]
+        do {
+            parameters = try QAP1Parameter.parse(message.payload)
+        } catch {
+            return respond(error: error.status)
+        }
+        switch command {
+        case .login:
+            // No password file configured: every login succeeds, as with Rserve.
+            return respondOK()
+        case .eval, .voidEval:
+            return evaluate(parameters, returnValue: command == .eval)
+        case .setSEXP, .assignSEXP:
+            return assign(parameters, parseName: command == .assignSEXP)
+        case .shutdown:
+            return respond(error: .disabled)
+        case .switchProtocol:
+            return respond(error: .disabled)
+        case .keyRequest, .secureLogin:
+            return respond(error: .unavailable)
+        case .ctrlEval, .ctrlSource, .ctrlShutdown, .detachSession, .detachedVoidEval, .attachSession:
+            return respond(error: .unsupportedCommand)
+        case .setBufferSize:
+            return respondOK()
+        case .setEncoding:
+            guard let name = parameters.first?.stringValue, ["native", "utf8", "latin1"].contains(name) else {
+                return respond(error: .invalidParameter)
+            }
+            return respondOK()
+        case .ocCall:
+            // Not in OCAP mode: like Rserve with an unknown capability, close without a reply.
+            ended = .protocolError
+            return false
+        case .openFile, .createFile, .closeFile, .readFile, .writeFile, .removeFile:
+            return file(command, parameters)
+        default:
+            return respond(error: .invalidCommand)
+        }
+    }
+
+    private func evaluate(_ parameters: [QAP1Parameter], returnValue: Bool) -> Bool {
+        let outcome: (Evaluation, RObject?)
+        switch parameters.first {
+        case .string(let code)?:
+            outcome = withHardLimit { code.withUnsafeBytes { engine.evaluateKeepingValue(utf8: $0, options: options) } }
+        case .sexp(let body)?:
+            let object: RObject
+            do {
+                object = try engine.makeObject(try QAP1SEXP.decode(body))
+            } catch {
+                return respond(error: .invalidParameter)
+            }
+            outcome = withHardLimit { engine.evaluate(object: object, options: options) }
+        default:
+            return respond(error: .invalidParameter)
+        }
+        let (evaluation, object) = outcome
+        if let error = evaluation.error {
+            switch error.code {
+            case .parseIncomplete: return respond(error: .parseIncomplete)
+            case .parseInvalid: return respond(error: .parseError)
+            case .timeout:
+                engine.setErrorMessage("Error: \(error.message)\n")
+                return respond(error: .rError)
+            default: return respond(error: .rError)
+            }
+        }
+        guard returnValue else { return respondOK() }
+        guard let object else { return respondOK(value: .null) }
+        do {
+            return respondOK(value: try engine.value(of: object))
+        } catch {
+            engine.setErrorMessage("Error: \(error.message)\n")
+            return respond(error: .rError)
+        }
+    }
+
+    private func withHardLimit<T>(_ body: () -> T) -> T {
+        if let timeout {
+            let ms = UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000)
+            _ = rgs_set_alarm_ms(ms + UInt64(assignment.killGraceMilliseconds))
+        }
+        defer { if timeout != nil { _ = rgs_set_alarm_ms(0) } }
+        return body()
+    }
+
+    private func assign(_ parameters: [QAP1Parameter], parseName: Bool) -> Bool {
+        guard parameters.count >= 2, let name = parameters[0].stringValue, !name.isEmpty else {
+            return respond(error: .invalidParameter)
+        }
+        let value: RValue
+        switch parameters[1] {
+        case .sexp(let body):
+            do { value = try QAP1SEXP.decode(body) } catch { return respond(error: .invalidParameter) }
+        case .string(let bytes):
+            value = .character([String(decoding: bytes, as: UTF8.self)])
+        default:
+            return respond(error: .invalidParameter)
+        }
+        do {
+            let object = try engine.makeObject(value)
+            if !parseName || Self.isPlainName(name) {
+                try engine.assign(name, object: object)
+                return respondOK()
+            }
+            // assignSEXP with a target like `names(x)`: Rserve silently does nothing useful; rgate
+            // performs the replacement assignment the client asked for.
+            try engine.assign(".rgate_assign_value", object: object)
+            let code = Array("\(name) <- .rgate_assign_value; rm(.rgate_assign_value)".utf8)
+            let evaluation = code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
+            if let error = evaluation.error {
+                return respond(error: error.isParseError ? (error.code == .parseIncomplete ? .parseIncomplete : .parseError) : .rError)
+            }
+            return respondOK()
+        } catch {
+            engine.setErrorMessage("Error: \(error.message)\n")
+            return respond(error: .rError)
+        }
+    }
+
+    static func isPlainName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || first == "." else { return false }
+        return name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "_" }
+    }
+
+    // MARK: R serialization (RSclient's RS.eval / RS.assign)
+
+    private func serialized(_ command: QAP1Command, _ payload: ByteBuffer) -> Bool {
+        guard command == .serEval || command == .serEEval || command == .serAssign else {
+            return respond(error: .invalidCommand)
+        }
+        let raw: RObject
+        do { raw = try engine.makeObject(.raw(Array(payload.readableBytesView))) } catch { return respond(error: .outOfMemory) }
+        // Rserve hangs the client when unserialize fails; rgate answers with an error.
+        guard case .success(let object) = engine.callBase("unserialize", [raw]) else { return respond(error: .rError) }
+        if command == .serAssign {
+            guard case .success(let one) = engine.makeObjectResult(.integer([1])),
+                  case .success(let two) = engine.makeObjectResult(.integer([2])),
+                  case .success(let name) = engine.callBase("[[", [object, one]),
+                  case .success(let value) = engine.callBase("[[", [object, two]),
+                  case .success(let nameText) = engine.callBase("as.character", [name]),
+                  let target = try? engine.value(of: nameText).strings?.first ?? nil
+            else { return respond(error: .rError) }
+            do { try engine.assign(target, object: value) } catch { return respond(error: .rError) }
+            return respondOK()
+        }
+        var (evaluation, result) = withHardLimit { engine.evaluate(object: object, options: options) }
+        if command == .serEEval, evaluation.error == nil, let first = result {
+            (evaluation, result) = withHardLimit { engine.evaluate(object: first, options: options) }
+        }
+        guard evaluation.error == nil, let result else { return respond(error: .rError) }
+        guard case .success(let null) = engine.makeObjectResult(.null),
+              case .success(let bytes) = engine.callBase("serialize", [result, null]) else { return respond(error: .rError) }
+        let payload = bytes.withRawBytes { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        return respond(.responseOK, payload: payload)
+    }
+
+    // MARK: Files in the session's own directory
+
+    private func file(_ command: QAP1Command, _ parameters: [QAP1Parameter]) -> Bool {
+        switch command {
+        case .openFile, .createFile, .removeFile:
+            guard let name = parameters.first?.stringValue, !name.isEmpty else { return respond(error: .invalidParameter) }
+            guard !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else { return respond(error: .accessDenied) }
+            if command == .removeFile { return unlink(name) == 0 ? respondOK() : respond(error: .ioError) }
+            if let openFile { fclose(openFile); self.openFile = nil }
+            guard let f = fopen(name, command == .openFile ? "rb" : "wb") else { return respond(error: .ioError) }
+            openFile = f
+            return respondOK()
+        case .closeFile:
+            if let openFile { fclose(openFile); self.openFile = nil }
+            return respondOK()
+        case .readFile:
+            guard let openFile else { return respond(error: .notOpen) }
+            var size = 32768
+            if case .int(let n)? = parameters.first, n > 0 { size = Int(min(n, Int32(assignment.maxRequestBytes > Int32.max ? UInt64(Int32.max) : assignment.maxRequestBytes))) }
+            var data = [UInt8](repeating: 0, count: size)
+            let n = fread(&data, 1, size, openFile)
+            return respond(.responseOK, payload: ByteBuffer(bytes: data[0..<n]))
+        case .writeFile:
+            guard let openFile else { return respond(error: .notOpen) }
+            guard case .bytes(let body)? = parameters.first else { return respond(error: .invalidParameter) }
+            let bytes = Array(body.readableBytesView)
+            return fwrite(bytes, 1, bytes.count, openFile) == bytes.count ? respondOK() : respond(error: .ioError)
+        default:
+            return respond(error: .invalidCommand)
+        }
+    }
+
+    // MARK: Out-of-band messages
+
+    private func outOfBand(_ kind: OutOfBandKind, _ object: RObject, _ code: Int32) -> Result<RObject?, EngineError> {
+        let value: RValue
+        do { value = try engine.value(of: object) } catch { return .failure(error) }
+        let base: QAP1Command = kind == .send ? .oobSend : .oobMessage
+        let command = QAP1Command(rawValue: base.rawValue | (UInt32(bitPattern: code) & 0xfff))
+        var payload = ByteBuffer()
+        QAP1Parameter.sexp(value).encode(into: &payload)
+        guard respond(command, payload: payload) else { return .failure(EngineError("the client connection is gone")) }
+        guard kind == .message else { return .success(nil) }
+        // The client answers an OOB message with one message of its own (any command code).
+        guard case .frame(.message(let reply)) = nextFrame() else {
+            return .failure(EngineError("the client did not answer the out-of-band message"))
+        }
+        let answer: RValue
+        do {
+            switch try QAP1Parameter.parse(reply.payload).first {
+            case .sexp(let body)?: answer = try QAP1SEXP.decode(body)
+            case .string(let bytes)?: answer = .character([String(decoding: bytes, as: UTF8.self)])
+            default: answer = .null
+            }
+        } catch {
+            return .failure(EngineError("the client's answer could not be decoded: \(error)"))
+        }
+        do { return .success(try engine.makeObject(answer)) } catch { return .failure(error) }
+    }
+}
+
+extension REngine {
+    func makeObjectResult(_ value: RValue) -> Result<RObject, EngineError> {
+        do { return .success(try makeObject(value)) } catch { return .failure(error) }
+    }
+}
