@@ -136,6 +136,27 @@ struct ConversionTests {
         }
     }
 
+    @Test func callsAndSymbolsHaveAModel() async throws {
+        let call = try await valueOf("quote(f(x, y = 1))")
+        #expect(call == RValue(.language([RValue(.symbol("f")), RValue(.symbol("x")), .double([1])]),
+                               attributes: [RAttribute(name: "names", value: .character(["", "", "y"]))]))
+        #expect(try await valueOf("quote(abc)") == RValue(.symbol("abc")))
+        #expect(try await valueOf("pairlist(a = 1, 2)") == RValue(.pairlist([.double([1]), .double([2])]),
+                                                                  attributes: [RAttribute(name: "names", value: .character(["a", ""]))]))
+    }
+
+    @Test func callsBuiltInSwiftEvaluateInR() async throws {
+        let call = RValue(.language([RValue(.symbol("paste")), .character(["a"]), .character(["b"]), .character([""])]),
+                          attributes: [RAttribute(name: "names", value: .character(["", "", "", "sep"]))])
+        let result = await SharedEngine.run { engine -> String? in
+            guard let object = try? engine.makeObject(call) else { return nil }
+            let (evaluation, value) = engine.evaluate(object: object, options: EvaluationOptions(printVisible: false, convertValue: false))
+            guard evaluation.succeeded, let value, let converted = try? engine.value(of: value) else { return nil }
+            return converted.strings?.first ?? nil
+        }
+        #expect(result == "ab")
+    }
+
     @Test func closureDescriptionIsItsDeparse() async throws {
         let value = try await valueOf("function(x) x + 1")
         guard case .opaque("closure", let description) = value.payload else {
@@ -345,8 +366,6 @@ struct OpaqueCase: Sendable, CustomTestStringConvertible {
         OpaqueCase(code: "function(x) x", type: "closure"),
         OpaqueCase(code: "globalenv()", type: "environment", description: "<environment>"),
         OpaqueCase(code: "new.env()", type: "environment", description: "<environment>"),
-        OpaqueCase(code: "quote(f(x, 1))", type: "language", description: "f(x, 1)"),
-        OpaqueCase(code: "quote(abc)", type: "symbol", description: "abc"),
         OpaqueCase(code: "sum", type: "builtin"),
         OpaqueCase(code: "`if`", type: "special"),
     ]
