@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // libR headers and link flags, from Debian's libR.pc.
@@ -29,7 +30,7 @@ let package = Package(
         // The only C code that touches R: start-up, console callbacks, guarded eval, accessors.
         .target(name: "CRShim", dependencies: ["CLibR"]),
         // POSIX helpers Swift cannot express: SCM_RIGHTS, prctl, rlimits.
-        .target(name: "CRgateSystem"),
+        .target(name: "CRgateSystem", linkerSettings: [.linkedLibrary("crypt")]),
         // The Swift value model of R objects; pure Swift, no libR.
         .target(name: "RgateModel", swiftSettings: swiftSettings),
         // Embedded R: the only importer of CRShim; SEXP never leaves it.
@@ -42,13 +43,19 @@ let package = Package(
             dependencies: ["RgateModel", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Authentication: Rserve password files (plain, $md5, $sha1, unix crypt).
+        .target(
+            name: "RgateAuth",
+            dependencies: ["CRgateSystem", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // Messages between the supervisor, the zygote and session processes (unix sockets, fd passing).
         .target(name: "RgateIPC", dependencies: ["CRgateSystem"], swiftSettings: swiftSettings),
         // The worker process: a single-threaded zygote with R that forks session processes.
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "RgateAuth", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -76,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "rgate",
             dependencies: [
-                "RgateServer", "RgateClient", "RgateWorker", "RgateIPC", "CRgateSystem",
+                "RgateServer", "RgateClient", "RgateWorker", "RgateIPC", "RgateAuth", "CRgateSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +95,7 @@ let package = Package(
             dependencies: ["RgateQAP1", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine"], swiftSettings: swiftSettings),

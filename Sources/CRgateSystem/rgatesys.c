@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "rgatesys.h"
 
+#include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -163,3 +164,12 @@ void rgs_set_thread_name(const char *name) {
 }
 
 int rgs_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_CLOEXEC); }
+
+int rgs_crypt(const char *key, const char *setting, char *out, size_t capacity) {
+    struct crypt_data data;
+    memset(&data, 0, sizeof data);
+    const char *hash = crypt_r(key, setting, &data);
+    if (!hash || hash[0] == '*') return -1;
+    snprintf(out, capacity, "%s", hash);
+    return 0;
+}

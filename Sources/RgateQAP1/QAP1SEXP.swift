@@ -317,8 +317,10 @@ public enum QAP1SEXP {
                 values.append(isNA(re) || isNA(im) ? nil : RComplex(re, im))
             }
             payload = .complex(values)
-        case XT.arrayStr, XT.str:
+        case XT.arrayStr:
             payload = .character(decodeStrings(body.readableBytesView))
+        case XT.str: // One string, NUL-padded (not 0x01-padded): Rserve reads it up to the first NUL.
+            payload = .character([String(decoding: body.readableBytesView.prefix { $0 != 0 }, as: UTF8.self)])
         case XT.arrayBool:
             guard let count = body.readInteger(endianness: .little, as: UInt32.self), Int(count) <= body.readableBytes else {
                 throw QAP1Error(.invalidParameter, "a logical vector's count exceeds its data", offset: offset)

@@ -6,6 +6,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var textPort: Int? = 8080
     /// Rserve's QAP1 port; `nil` disables it, 0 picks a free port.
     public var qapPort: Int? = 6311
+    /// An Rserve-style password file; when set, QAP1 clients must log in.
+    public var qapPasswordFile: String? = nil
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).

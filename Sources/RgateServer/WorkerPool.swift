@@ -68,12 +68,14 @@ final class WorkerPool: Sendable {
         let (mine, theirs) = try ControlSocket.pair()
         var env: [String] = []
         var seen = Set<String>()
-        let overrides = [
+        let baseOverrides = [
             "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1", "SWIFT_BACKTRACE": "enable=no",
             // Resolve every symbol once in the zygote instead of lazily in each forked session.
             "LD_BIND_NOW": "1",
         ]
+        var overrides = baseOverrides
+        if let file = configuration.qapPasswordFile { overrides["RGATE_QAP_PASSWORD_FILE"] = file }
         for (key, value) in overrides {
             env.append("\(key)=\(value)")
             seen.insert(key)

@@ -1,6 +1,7 @@
 import NIOCore
 import RgateEngine
 import RgateIPC
+import RgateAuth
 import RgateModel
 import RgateQAP1
 internal import CRgateSystem
@@ -15,13 +16,18 @@ final class QAP1Session {
     let client: ClientConnection
     let assignment: SessionAssignment
     let control: ControlSocket
+    let passwords: RservePasswordFile?
+    private let salt = RservePasswordFile.makeSalt()
+    private var authenticated: Bool
     private var decoder: QAP1MessageDecoder
     private var buffer = ByteBuffer()
     private var openFile: UnsafeMutablePointer<FILE>?
     private var ended: SessionEndReason?
 
-    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket) {
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, passwords: RservePasswordFile?) {
         self.control = control
+        self.passwords = passwords
+        authenticated = passwords == nil
         self.engine = engine
         self.client = client
         self.assignment = assignment
@@ -37,7 +43,8 @@ final class QAP1Session {
     }
 
     func serve() -> SessionEndReason {
-        guard client.writeAll(ByteBuffer(bytes: QAP1Identification.make())) else { return .ioError }
+        let identification = QAP1Identification.make(authRequired: passwords != nil, plainText: true, salt: salt)
+        guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
         let control = self.control
         let client = self.client
@@ -134,10 +141,15 @@ final class QAP1Session {
         } catch {
             return respond(error: error.status)
         }
+        if !authenticated && command != .login {
+            // As Rserve: anything before a required login is refused and the connection closed.
+            _ = respond(error: .authFailed)
+            ended = .protocolError
+            return false
+        }
         switch command {
         case .login:
-            // No password file configured: every login succeeds, as with Rserve.
-            return respondOK()
+            return login(parameters)
         case .eval, .voidEval:
             return evaluate(parameters, returnValue: command == .eval)
         case .setSEXP, .assignSEXP:
@@ -166,6 +178,28 @@ final class QAP1Session {
         default:
             return respond(error: .invalidCommand)
         }
+    }
+
+    private func login(_ parameters: [QAP1Parameter]) -> Bool {
+        guard let passwords else { return respondOK() } // no password file: every login succeeds, as with Rserve
+        if authenticated { return respond(error: .invalidCommand) }
+        guard case .string(let bytes)? = parameters.first, let newline = bytes.firstIndex(of: 10) else {
+            _ = respond(error: .authFailed)
+            ended = .protocolError
+            return false
+        }
+        let user = String(decoding: bytes[..<newline], as: UTF8.self)
+        var secret = String(decoding: bytes[(newline + 1)...], as: UTF8.self)
+        while secret.hasSuffix("\n") || secret.hasSuffix("\r") { secret.removeLast() }
+        if passwords.verify(user: user, password: secret, salt: salt) {
+            authenticated = true
+            return respondOK()
+        }
+        WorkerLog.info("session \(assignment.sessionID): login failed for user '\(user)'")
+        usleep(300_000) // slow down password guessing
+        _ = respond(error: .authFailed)
+        ended = .protocolError
+        return false
     }
 
     private func evaluate(_ parameters: [QAP1Parameter], returnValue: Bool) -> Bool {

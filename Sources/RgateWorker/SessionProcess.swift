@@ -9,6 +9,7 @@ import Glibc
 /// client after another) with its own copy of R, then exits.
 struct SessionProcess {
     let engine: REngine
+    let settings: WorkerSettings
     let control: ControlSocket
 
     func run() -> Never {
@@ -48,7 +49,7 @@ struct SessionProcess {
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)
             return session.serve()
         case .qap1:
-            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control).serve()
+            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, passwords: settings.passwords).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
             return .protocolError

@@ -1,6 +1,7 @@
 internal import CRgateSystem
 public import RgateEngine
 public import RgateIPC
+import RgateAuth
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,6 +33,15 @@ public enum Zygote {
         guard threads == 1 else {
             WorkerLog.error("the zygote must be single-threaded to fork safely, but it has \(threads) threads")
             exit(70)
+        }
+        var settings = WorkerSettings()
+        if let path = getenv("RGATE_QAP_PASSWORD_FILE").map({ String(cString: $0) }) {
+            do {
+                settings.passwords = try WorkerSettings.loadPasswords(path)
+            } catch {
+                WorkerLog.error("\(error)")
+                exit(78)
+            }
         }
         let sigchld = rgs_sigchld_fd()
         guard sigchld >= 0 else {
@@ -65,7 +75,7 @@ public enum Zygote {
                 if let fd = received.descriptor { close(fd) }
                 if case .spawn(let count) = received.message {
                     for _ in 0..<count {
-                        if let pid = fork(engine: engine, control: control, sigchld: sigchld) { children.insert(pid) }
+                        if let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld) { children.insert(pid) }
                     }
                 }
             }
@@ -106,7 +116,7 @@ public enum Zygote {
         }
     }
 
-    private static func fork(engine: REngine, control: ControlSocket, sigchld: Int32) -> pid_t? {
+    private static func fork(engine: REngine, settings: WorkerSettings, control: ControlSocket, sigchld: Int32) -> pid_t? {
         let pair: (ControlSocket, ControlSocket)
         do { pair = try ControlSocket.pair() } catch {
             WorkerLog.error("cannot create a session socket: \(error)")
@@ -128,7 +138,7 @@ public enum Zygote {
             rgs_reset_signals()
             _ = rgs_set_parent_death_signal(SIGKILL)
             if getppid() != zygote { _exit(0) } // the zygote died between fork and prctl
-            SessionProcess(engine: engine, control: sessionEnd).run()
+            SessionProcess(engine: engine, settings: settings, control: sessionEnd).run()
         }
         sessionEnd.close()
         do {
@@ -150,5 +160,24 @@ enum WorkerLog {
         let line = "rgate-worker[\(getpid())] \(level): \(message)\n"
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+/// What every session process of this worker shares, loaded once in the zygote.
+struct WorkerSettings {
+    /// Rserve-style password file for QAP1 logins; nil when logins are not required.
+    var passwords: RservePasswordFile?
+
+    static func loadPasswords(_ path: String) throws -> RservePasswordFile {
+        guard let file = fopen(path, "r") else { throw AuthConfigurationError("\(path): cannot open (errno \(errno))") }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return try RservePasswordFile(text: String(decoding: bytes, as: UTF8.self), source: path)
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CRgateSystem
+import Foundation
+import RgateAuth
 import Logging
 import RgateServer
 import ServiceLifecycle
@@ -27,6 +29,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("max-qap-message-size"), help: "Largest QAP1 message accepted, e.g. 256M (Rserve's maxinbuf).")
     var maxQAPMessageSize = "256M"
+
+    @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
+    var qapPasswordFile: String?
 
     @Option(name: .customLong("workers"), help: "Warm R session processes kept ready.")
     var workers = 4
@@ -61,6 +66,14 @@ struct Serve: AsyncParsableCommand {
         config.textPort = try Self.port(textPort, option: "--text-port")
         config.qapPort = try Self.port(qapPort, option: "--qap-port")
         config.maxQAPMessageBytes = try Self.size(maxQAPMessageSize, option: "--max-qap-message-size")
+        if let path = qapPasswordFile {
+            // Refuse a bad file now, with its line, rather than in every session.
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("--qap-password-file: cannot read \(path)")
+            }
+            do { _ = try RservePasswordFile(text: text, source: path) } catch { throw ValidationError("\(error)") }
+            config.qapPasswordFile = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
         guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
         config.warmWorkers = workers
         config.evalTimeout = evalTimeout > 0 ? .milliseconds(Int64(evalTimeout * 1000)) : nil

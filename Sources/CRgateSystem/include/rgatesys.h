@@ -38,4 +38,7 @@ int rgs_eventfd(void);
 void rgs_set_thread_name(const char *name);
 /// accept4(2) with SOCK_CLOEXEC.
 int rgs_accept(int listener);
+/// Unix crypt(3) of `key` with `setting` (e.g. a 2-character DES salt) into `out`.
+/// Returns 0 on success, -1 when the setting is rejected.
+int rgs_crypt(const char *key, const char *setting, char *out, size_t capacity);
 #endif
