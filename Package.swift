@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "RgateClient",
             dependencies: [
-                "RgateText",
+                "RgateText", "RgateQAP1", "RgateModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
