@@ -112,6 +112,23 @@ extension REngine {
         guard rg_assign_global(name, object.sexp) == 0 else { throw EngineError("could not assign '\(name)'") }
     }
 
+    /// Parses code without evaluating it; returns the parse error, or nil when it parses.
+    public func checkSyntax(utf8 code: UnsafeRawBufferPointer) -> EvaluationError? {
+        var exprs: rg_sexp?
+        var message = [CChar](repeating: 0, count: 1024)
+        let empty: CChar = 0
+        let status = withUnsafePointer(to: empty) { emptyPointer in
+            rg_parse(code.baseAddress?.assumingMemoryBound(to: CChar.self) ?? emptyPointer, code.count, &exprs, &message, message.count)
+        }
+        if status == Int32(RG_PARSE_OK) {
+            if let exprs { rg_release(exprs) }
+            return nil
+        }
+        let text = decodeCString(message)
+        rg_set_errmessage("Error: \(text)\n")
+        return EvaluationError(code: status == Int32(RG_PARSE_INCOMPLETE) ? .parseIncomplete : status == Int32(RG_PARSE_ERROR) ? .parseInvalid : .rejected, message: text)
+    }
+
     /// Sets what `geterrmessage()` returns.
     public func setErrorMessage(_ text: String) {
         rg_set_errmessage(text)
