@@ -13,6 +13,8 @@ public enum ControlMessage: Sendable, Hashable {
     case assign(SessionAssignment)
     /// Session process → supervisor: the session ended on purpose (sent just before exiting).
     case ended(reason: SessionEndReason)
+    /// Session process → supervisor: an authorised client asked the server to shut down.
+    case shutdownRequested
 }
 
 /// Why a session process ended.
@@ -80,12 +82,16 @@ public struct SessionAssignment: Sendable, Hashable {
     public var maxOutputBytes: UInt64
     /// Keep serving further connections with the same R (the seed's shared-session mode).
     public var sharedSession: Bool
+    /// Whether the client may shut the server down (QAP1 `shutdown`).
+    public var allowShutdown: Bool
 
     /// Creates an assignment.
     public init(
         sessionID: UInt64, wireProtocol: WireProtocol, evalTimeoutMilliseconds: UInt32, killGraceMilliseconds: UInt32,
-        idleTimeoutMilliseconds: UInt32, maxRequestBytes: UInt64, maxOutputBytes: UInt64, sharedSession: Bool
+        idleTimeoutMilliseconds: UInt32, maxRequestBytes: UInt64, maxOutputBytes: UInt64, sharedSession: Bool,
+        allowShutdown: Bool = false
     ) {
+        self.allowShutdown = allowShutdown
         self.sessionID = sessionID
         self.wireProtocol = wireProtocol
         self.evalTimeoutMilliseconds = evalTimeoutMilliseconds
@@ -99,7 +105,7 @@ public struct SessionAssignment: Sendable, Hashable {
 
 extension ControlMessage {
     private enum Tag: UInt8 {
-        case spawn = 1, zygoteReady, spawned, exited, assign, ended
+        case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested
     }
 
     /// The message's bytes.
@@ -117,9 +123,11 @@ extension ControlMessage {
         case .assign(let a):
             w.u8(Tag.assign.rawValue); w.u64(a.sessionID); w.u8(a.wireProtocol.rawValue)
             w.u32(a.evalTimeoutMilliseconds); w.u32(a.killGraceMilliseconds); w.u32(a.idleTimeoutMilliseconds)
-            w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0)
+            w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0); w.u8(a.allowShutdown ? 1 : 0)
         case .ended(let reason):
             w.u8(Tag.ended.rawValue); w.u8(reason.rawValue)
+        case .shutdownRequested:
+            w.u8(Tag.shutdownRequested.rawValue)
         }
         return w.bytes
     }
@@ -138,8 +146,9 @@ extension ControlMessage {
                 sessionID: try r.u64(), wireProtocol: WireProtocol(rawValue: try r.u8()),
                 evalTimeoutMilliseconds: try r.u32(), killGraceMilliseconds: try r.u32(),
                 idleTimeoutMilliseconds: try r.u32(), maxRequestBytes: try r.u64(), maxOutputBytes: try r.u64(),
-                sharedSession: try r.u8() != 0))
+                sharedSession: try r.u8() != 0, allowShutdown: try r.u8() != 0))
         case .ended: self = .ended(reason: SessionEndReason(rawValue: try r.u8()))
+        case .shutdownRequested: self = .shutdownRequested
         }
         guard r.atEnd else { throw ControlMessageError("\(bytes.count - r.offset) trailing bytes after a \(tag) message") }
     }

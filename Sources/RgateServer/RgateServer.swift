@@ -30,6 +30,13 @@ public final class RgateServer: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let shared = SharedSlot()
+    private let stopper: Stopper
+
+    /// Lets a client's `shutdown` stop the listeners from the monitor thread.
+    private final class Stopper: Sendable {
+        let listeners = Mutex<[TCPListener]>([])
+        func stop() { listeners.withLock { $0 }.forEach { $0.shutdown() } }
+    }
     private let pool: WorkerPool
     private let monitor: SessionMonitor
     /// Called once the listeners are bound, with (protocol name, address).
@@ -41,7 +48,9 @@ public final class RgateServer: Service, Sendable {
         self.logger = logger
         self.onListening = onListening
         let slot = shared
-        monitor = try SessionMonitor(logger: logger) { wasShared in
+        let stopper = Stopper()
+        self.stopper = stopper
+        monitor = try SessionMonitor(logger: logger, onShutdownRequest: { stopper.stop() }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
         pool = try WorkerPool(configuration: configuration, logger: logger) { pid, status in
@@ -66,6 +75,7 @@ public final class RgateServer: Service, Sendable {
         }
         try pool.start()
         state.withLock { $0.listeners = bound }
+        stopper.listeners.withLock { $0 = bound.map(\.0) }
         for (listener, proto) in bound {
             logger.info("listening", metadata: ["protocol": "\(proto)", "address": "\(listener.address)"])
         }
@@ -117,7 +127,8 @@ public final class RgateServer: Service, Sendable {
             idleTimeoutMilliseconds: configuration.idleTimeout?.milliseconds ?? 0,
             maxRequestBytes: UInt64(wireProtocol == .qap1 ? configuration.maxQAPMessageBytes : configuration.maxRequestBytes),
             maxOutputBytes: UInt64(configuration.maxOutputBytes),
-            sharedSession: configuration.sharedSession && wireProtocol == .text)
+            sharedSession: configuration.sharedSession && wireProtocol == .text,
+            allowShutdown: configuration.allowShutdown)
     }
 
     /// Gives a connection to a session process. Never throws: failures are told to the client.

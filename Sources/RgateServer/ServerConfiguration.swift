@@ -8,6 +8,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var qapPort: Int? = 6311
     /// An Rserve-style password file; when set, QAP1 clients must log in.
     public var qapPasswordFile: String? = nil
+    /// Whether QAP1 clients may shut the server down (`shutdown` command); off by default.
+    public var allowShutdown: Bool = false
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).

@@ -39,8 +39,11 @@ final class SessionMonitor: Sendable {
     private let logger: Logger
     /// Called when a session process is gone, with whether it was the shared one.
     private let onGone: @Sendable (_ shared: Bool) -> Void
+    /// Called when a session asks for the server to shut down (already authorised).
+    private let onShutdownRequest: @Sendable () -> Void
 
-    init(logger: Logger, onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
+    init(logger: Logger, onShutdownRequest: @escaping @Sendable () -> Void, onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
+        self.onShutdownRequest = onShutdownRequest
         wake = rgs_eventfd()
         guard wake >= 0 else { throw SystemError("eventfd") }
         self.logger = logger
@@ -118,6 +121,11 @@ final class SessionMonitor: Sendable {
         do { received = try control.receive() } catch { received = nil }
         if let received {
             if let fd = received.descriptor { close(fd) }
+            if case .shutdownRequested = received.message {
+                logger.notice("a client asked the server to shut down")
+                onShutdownRequest()
+                return
+            }
             guard case .ended(let reason) = received.message else { return }
             let client = state.withLock { s -> Client? in
                 guard var record = s.records[descriptor], !record.clients.isEmpty else { return nil }

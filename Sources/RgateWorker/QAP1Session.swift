@@ -155,7 +155,9 @@ final class QAP1Session {
         case .setSEXP, .assignSEXP:
             return assign(parameters, parseName: command == .assignSEXP)
         case .shutdown:
-            return respond(error: .disabled)
+            guard assignment.allowShutdown else { return respond(error: .disabled) }
+            try? control.send(.shutdownRequested)
+            return respondOK()
         case .switchProtocol:
             return respond(error: .disabled)
         case .keyRequest, .secureLogin:

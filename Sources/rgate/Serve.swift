@@ -33,6 +33,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
     var qapPasswordFile: String?
 
+    @Flag(name: .customLong("allow-shutdown"), help: "Let QAP1 clients shut the server down (Rserve's shutdown command).")
+    var allowShutdown = false
+
     @Option(name: .customLong("workers"), help: "Warm R session processes kept ready.")
     var workers = 4
 
@@ -81,6 +84,7 @@ struct Serve: AsyncParsableCommand {
         config.maxRequestBytes = try Self.size(maxRequestSize, option: "--max-request-size")
         config.maxOutputBytes = try Self.size(maxOutputSize, option: "--max-output-size")
         config.sharedSession = sharedSession
+        config.allowShutdown = allowShutdown
         config.shutdownGrace = .milliseconds(Int64(max(0, shutdownGrace) * 1000))
         if exitWithParent { _ = rgs_set_parent_death_signal(SIGTERM) }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }

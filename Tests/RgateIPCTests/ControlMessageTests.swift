@@ -10,8 +10,10 @@ import Testing
         .exited(pid: 7, waitStatus: 9),
         .assign(SessionAssignment(
             sessionID: .max, wireProtocol: .text, evalTimeoutMilliseconds: 1500, killGraceMilliseconds: 2000,
-            idleTimeoutMilliseconds: 0, maxRequestBytes: 64 << 20, maxOutputBytes: 1 << 20, sharedSession: true)),
+            idleTimeoutMilliseconds: 0, maxRequestBytes: 64 << 20, maxOutputBytes: 1 << 20, sharedSession: true,
+            allowShutdown: true)),
         .ended(reason: .quit),
+        .shutdownRequested,
     ]
 
     @Test(arguments: samples) func roundTrips(_ message: ControlMessage) throws {
