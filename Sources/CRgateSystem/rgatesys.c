@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 ssize_t rgs_send_with_fd(int socket, const void *bytes, size_t length, int fd) {
@@ -173,3 +174,13 @@ int rgs_crypt(const char *key, const char *setting, char *out, size_t capacity) 
     snprintf(out, capacity, "%s", hash);
     return 0;
 }
+
+int rgs_set_limit(int resource, uint64_t value) {
+    struct rlimit r = { (rlim_t)value, (rlim_t)value };
+    return setrlimit(resource, &r);
+}
+int rgs_rlimit_data(void) { return RLIMIT_DATA; }
+int rgs_rlimit_fsize(void) { return RLIMIT_FSIZE; }
+int rgs_rlimit_nofile(void) { return RLIMIT_NOFILE; }
+int rgs_rlimit_core(void) { return RLIMIT_CORE; }
+void rgs_ignore_sigxfsz(void) { signal(SIGXFSZ, SIG_IGN); }

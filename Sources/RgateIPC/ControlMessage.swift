@@ -84,14 +84,23 @@ public struct SessionAssignment: Sendable, Hashable {
     public var sharedSession: Bool
     /// Whether the client may shut the server down (QAP1 `shutdown`).
     public var allowShutdown: Bool
+    /// Address-space limit of the session process in bytes (RLIMIT_DATA; 0 = none).
+    public var memoryLimitBytes: UInt64
+    /// Largest file the session may write (RLIMIT_FSIZE; 0 = none).
+    public var fileSizeLimitBytes: UInt64
+    /// Most open files (RLIMIT_NOFILE; 0 = inherit).
+    public var openFilesLimit: UInt32
 
     /// Creates an assignment.
     public init(
         sessionID: UInt64, wireProtocol: WireProtocol, evalTimeoutMilliseconds: UInt32, killGraceMilliseconds: UInt32,
         idleTimeoutMilliseconds: UInt32, maxRequestBytes: UInt64, maxOutputBytes: UInt64, sharedSession: Bool,
-        allowShutdown: Bool = false
+        allowShutdown: Bool = false, memoryLimitBytes: UInt64 = 0, fileSizeLimitBytes: UInt64 = 0, openFilesLimit: UInt32 = 0
     ) {
         self.allowShutdown = allowShutdown
+        self.memoryLimitBytes = memoryLimitBytes
+        self.fileSizeLimitBytes = fileSizeLimitBytes
+        self.openFilesLimit = openFilesLimit
         self.sessionID = sessionID
         self.wireProtocol = wireProtocol
         self.evalTimeoutMilliseconds = evalTimeoutMilliseconds
@@ -124,6 +133,7 @@ extension ControlMessage {
             w.u8(Tag.assign.rawValue); w.u64(a.sessionID); w.u8(a.wireProtocol.rawValue)
             w.u32(a.evalTimeoutMilliseconds); w.u32(a.killGraceMilliseconds); w.u32(a.idleTimeoutMilliseconds)
             w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0); w.u8(a.allowShutdown ? 1 : 0)
+            w.u64(a.memoryLimitBytes); w.u64(a.fileSizeLimitBytes); w.u32(a.openFilesLimit)
         case .ended(let reason):
             w.u8(Tag.ended.rawValue); w.u8(reason.rawValue)
         case .shutdownRequested:
@@ -146,7 +156,8 @@ extension ControlMessage {
                 sessionID: try r.u64(), wireProtocol: WireProtocol(rawValue: try r.u8()),
                 evalTimeoutMilliseconds: try r.u32(), killGraceMilliseconds: try r.u32(),
                 idleTimeoutMilliseconds: try r.u32(), maxRequestBytes: try r.u64(), maxOutputBytes: try r.u64(),
-                sharedSession: try r.u8() != 0, allowShutdown: try r.u8() != 0))
+                sharedSession: try r.u8() != 0, allowShutdown: try r.u8() != 0,
+                memoryLimitBytes: try r.u64(), fileSizeLimitBytes: try r.u64(), openFilesLimit: try r.u32()))
         case .ended: self = .ended(reason: SessionEndReason(rawValue: try r.u8()))
         case .shutdownRequested: self = .shutdownRequested
         }

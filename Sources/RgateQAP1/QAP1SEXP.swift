@@ -286,10 +286,13 @@ public enum QAP1SEXP {
         guard length <= UInt64(b.readableBytes) else {
             throw QAP1Error(.invalidParameter, "an object announces \(length) bytes but only \(b.readableBytes) follow", offset: offset)
         }
+        let bodyOffset = b.readerIndex - base
         var body = b.readSlice(length: Int(length))!
+        // A slice has its own indices: offsets inside it are relative to where it starts.
+        let bodyBase = body.readerIndex - bodyOffset
         var attributes: [RAttribute] = []
         if hasAttributes {
-            let list = try decodeOne(&body, depth: depth + 1, base: base)
+            let list = try decodeOne(&body, depth: depth + 1, base: bodyBase)
             attributes = try attributesFrom(list, offset: offset)
         }
         let n = body.readableBytes
@@ -336,7 +339,7 @@ public enum QAP1SEXP {
             payload = .raw(body.readBytes(length: Int(count))!)
         case XT.vector, XT.vectorExp:
             var values: [RValue] = []
-            while body.readableBytes >= 4 { values.append(try decodeOne(&body, depth: depth + 1, base: base)) }
+            while body.readableBytes >= 4 { values.append(try decodeOne(&body, depth: depth + 1, base: bodyBase)) }
             payload = .list(values)
         case XT.symname, XT.sym:
             payload = .symbol(String(decoding: body.readableBytesView.prefix { $0 != 0 }, as: UTF8.self))
@@ -345,10 +348,10 @@ public enum QAP1SEXP {
             var values: [RValue] = []
             var tags: [String] = []
             while body.readableBytes >= 4 {
-                values.append(try decodeOne(&body, depth: depth + 1, base: base))
+                values.append(try decodeOne(&body, depth: depth + 1, base: bodyBase))
                 if tagged {
                     guard body.readableBytes >= 4 else { tags.append(""); break }
-                    let tag = try decodeOne(&body, depth: depth + 1, base: base)
+                    let tag = try decodeOne(&body, depth: depth + 1, base: bodyBase)
                     if case .symbol(let name) = tag.payload { tags.append(name) } else if case .character(let s) = tag.payload { tags.append(s.first.flatMap { $0 } ?? "") } else { tags.append("") }
                 }
             }

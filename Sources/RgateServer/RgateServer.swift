@@ -128,7 +128,10 @@ public final class RgateServer: Service, Sendable {
             maxRequestBytes: UInt64(wireProtocol == .qap1 ? configuration.maxQAPMessageBytes : configuration.maxRequestBytes),
             maxOutputBytes: UInt64(configuration.maxOutputBytes),
             sharedSession: configuration.sharedSession && wireProtocol == .text,
-            allowShutdown: configuration.allowShutdown)
+            allowShutdown: configuration.allowShutdown,
+            memoryLimitBytes: UInt64(configuration.memoryLimitBytes ?? 0),
+            fileSizeLimitBytes: UInt64(configuration.fileSizeLimitBytes),
+            openFilesLimit: UInt32(clamping: configuration.openFilesLimit))
     }
 
     /// Gives a connection to a session process. Never throws: failures are told to the client.

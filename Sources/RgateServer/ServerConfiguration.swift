@@ -10,6 +10,13 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var qapPasswordFile: String? = nil
     /// Whether QAP1 clients may shut the server down (`shutdown` command); off by default.
     public var allowShutdown: Bool = false
+    /// Memory limit per session process (RLIMIT_DATA), `nil` for none. It covers the whole
+    /// process, including the R heap shared with the zygote (~100-200 MB).
+    public var memoryLimitBytes: Int? = nil
+    /// Largest file a session may write.
+    public var fileSizeLimitBytes: Int = 1 << 30
+    /// Most files a session may have open.
+    public var openFilesLimit: Int = 1024
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).

@@ -28,6 +28,7 @@ struct SessionProcess {
                 if let fd = received.descriptor { close(fd) }
                 continue
             }
+            applyLimits(assignment)
             let reason = serve(client: client, assignment: assignment)
             shutdown(client, Int32(SHUT_RDWR))
             close(client)
@@ -37,6 +38,17 @@ struct SessionProcess {
             }
             try? control.send(.ended(reason: reason))
         }
+    }
+
+    /// Per-session resource limits, set once the session knows who it serves.
+    private func applyLimits(_ a: SessionAssignment) {
+        _ = rgs_set_limit(rgs_rlimit_core(), 0) // no core dumps of session memory
+        if a.memoryLimitBytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), a.memoryLimitBytes) }
+        if a.fileSizeLimitBytes > 0 {
+            rgs_ignore_sigxfsz()
+            _ = rgs_set_limit(rgs_rlimit_fsize(), a.fileSizeLimitBytes)
+        }
+        if a.openFilesLimit > 0 { _ = rgs_set_limit(rgs_rlimit_nofile(), UInt64(a.openFilesLimit)) }
     }
 
     private func serve(client: Int32, assignment: SessionAssignment) -> SessionEndReason {

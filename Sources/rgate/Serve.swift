@@ -51,6 +51,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-output-size"), help: "Most console output kept per request, e.g. 16M.")
     var maxOutputSize = "16M"
 
+    @Option(name: .customLong("memory-limit"), help: "Memory limit per session process, e.g. 1G (0 = none); beyond it allocations are R errors.")
+    var memoryLimit = "0"
+
+    @Option(name: .customLong("max-file-size"), help: "Largest file a session may write, e.g. 1G.")
+    var maxFileSize = "1G"
+
     @Flag(name: .customLong("shared-session"), help: "Serve all text connections from one R, as the seed server did.")
     var sharedSession = false
 
@@ -84,6 +90,8 @@ struct Serve: AsyncParsableCommand {
         config.maxRequestBytes = try Self.size(maxRequestSize, option: "--max-request-size")
         config.maxOutputBytes = try Self.size(maxOutputSize, option: "--max-output-size")
         config.sharedSession = sharedSession
+        config.memoryLimitBytes = memoryLimit == "0" ? nil : try Self.size(memoryLimit, option: "--memory-limit")
+        config.fileSizeLimitBytes = try Self.size(maxFileSize, option: "--max-file-size")
         config.allowShutdown = allowShutdown
         config.shutdownGrace = .milliseconds(Int64(max(0, shutdownGrace) * 1000))
         if exitWithParent { _ = rgs_set_parent_death_signal(SIGTERM) }

@@ -11,7 +11,7 @@ import Testing
         .assign(SessionAssignment(
             sessionID: .max, wireProtocol: .text, evalTimeoutMilliseconds: 1500, killGraceMilliseconds: 2000,
             idleTimeoutMilliseconds: 0, maxRequestBytes: 64 << 20, maxOutputBytes: 1 << 20, sharedSession: true,
-            allowShutdown: true)),
+            allowShutdown: true, memoryLimitBytes: 1 << 30, fileSizeLimitBytes: 1 << 20, openFilesLimit: 256)),
         .ended(reason: .quit),
         .shutdownRequested,
     ]

@@ -23,6 +23,24 @@ struct LifecycleTests {
         #expect(c.evaluate("keep") == "[1] \"still here\"\n")
     }
 
+    @Test func memoryBombIsAnOrdinaryRError() throws {
+        let server = try ServerProcess(["--memory-limit", "1G"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        #expect(c.evaluate("x <- numeric(5e8)") == "Error: cannot allocate vector of size 3.7 Gb\n")
+        #expect(c.evaluate("length(numeric(1e7))") == "[1] 10000000\n")
+    }
+
+    @Test func outputFloodIsCutWithANote() throws {
+        let server = try ServerProcess(["--max-output-size", "64K"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        let text = try #require(c.evaluate("for (i in 1:1e5) cat('0123456789')"))
+        #expect(text.utf8.count < 70_000)
+        #expect(text.contains("[rgate: output truncated at 65536 bytes]"))
+        #expect(c.evaluate("1") == "[1] 1\n")
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let server = try ServerProcess(["--idle-timeout", "0.5"])
         defer { server.stop() }

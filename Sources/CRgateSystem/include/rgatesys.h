@@ -41,4 +41,13 @@ int rgs_accept(int listener);
 /// Unix crypt(3) of `key` with `setting` (e.g. a 2-character DES salt) into `out`.
 /// Returns 0 on success, -1 when the setting is rejected.
 int rgs_crypt(const char *key, const char *setting, char *out, size_t capacity);
+/// Sets a resource limit (soft and hard) for this process; `resource` is an RLIMIT_* value.
+int rgs_set_limit(int resource, uint64_t value);
+/// RLIMIT_DATA, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE for Swift.
+int rgs_rlimit_data(void);
+int rgs_rlimit_fsize(void);
+int rgs_rlimit_nofile(void);
+int rgs_rlimit_core(void);
+/// Ignores SIGXFSZ, so writes past RLIMIT_FSIZE fail with EFBIG instead of killing the process.
+void rgs_ignore_sigxfsz(void);
 #endif
