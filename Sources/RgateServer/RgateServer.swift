@@ -30,6 +30,7 @@ public final class RgateServer: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let shared = SharedSlot()
+    private let gate: AdmissionGate
     private let stopper: Stopper
 
     /// Lets a client's `shutdown` stop the listeners from the monitor thread.
@@ -48,9 +49,13 @@ public final class RgateServer: Service, Sendable {
         self.logger = logger
         self.onListening = onListening
         let slot = shared
+        let gate = AdmissionGate(capacity: configuration.maxSessions, queueLimit: max(64, configuration.maxSessions * 4))
+        self.gate = gate
         let stopper = Stopper()
         self.stopper = stopper
-        monitor = try SessionMonitor(logger: logger, onShutdownRequest: { stopper.stop() }) { wasShared in
+        monitor = try SessionMonitor(logger: logger, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
+            if !shared { gate.release() }
+        }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
         pool = try WorkerPool(configuration: configuration, logger: logger) { pid, status in
@@ -138,6 +143,15 @@ public final class RgateServer: Service, Sendable {
     private func handOff(client: Int32, wireProtocol: WireProtocol) async {
         let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
         let work = assignment(for: wireProtocol, id: id)
+        if !work.sharedSession {
+            guard await gate.acquire(timeout: configuration.workerWaitTimeout) else {
+                logger.warning("connection refused: \(configuration.maxSessions) sessions are running", metadata: ["session.id": "\(id)"])
+                refuse(client: client, wireProtocol: wireProtocol, message: "Error: rgate: the server is busy (all \(configuration.maxSessions) sessions are in use); try again later\n")
+                return
+            }
+        }
+        var admitted = !work.sharedSession
+        defer { if admitted { gate.release() } }
         for _ in 0..<3 {
             let worker: SpareWorker
             do {
@@ -153,6 +167,7 @@ public final class RgateServer: Service, Sendable {
             monitor.watch(pid: worker.pid, control: worker.control, client: handle, shared: work.sharedSession)
             do {
                 try worker.control.send(.assign(work), passing: client)
+                admitted = false // the slot is released when the monitor sees the session end
                 close(client)
                 logger.debug("session started", metadata: ["session.id": "\(id)", "worker.pid": "\(worker.pid)", "protocol": "\(wireProtocol)"])
                 return

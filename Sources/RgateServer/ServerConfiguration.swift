@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var fileSizeLimitBytes: Int = 1 << 30
     /// Most files a session may have open.
     public var openFilesLimit: Int = 1024
+    /// Most sessions running at once; more connections wait (up to `workerWaitTimeout`) for one
+    /// to end, then are told the server is busy.
+    public var maxSessions: Int = 64
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).

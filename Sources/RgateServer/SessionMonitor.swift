@@ -41,8 +41,12 @@ final class SessionMonitor: Sendable {
     private let onGone: @Sendable (_ shared: Bool) -> Void
     /// Called when a session asks for the server to shut down (already authorised).
     private let onShutdownRequest: @Sendable () -> Void
+    /// Called once per client whose session ended (normally or not), with whether it was shared.
+    private let onSessionEnd: @Sendable (_ shared: Bool) -> Void
 
-    init(logger: Logger, onShutdownRequest: @escaping @Sendable () -> Void, onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
+    init(logger: Logger, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
+         onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
+        self.onSessionEnd = onSessionEnd
         self.onShutdownRequest = onShutdownRequest
         wake = rgs_eventfd()
         guard wake >= 0 else { throw SystemError("eventfd") }
@@ -127,13 +131,14 @@ final class SessionMonitor: Sendable {
                 return
             }
             guard case .ended(let reason) = received.message else { return }
-            let client = state.withLock { s -> Client? in
-                guard var record = s.records[descriptor], !record.clients.isEmpty else { return nil }
+            let (client, shared) = state.withLock { s -> (Client?, Bool) in
+                guard var record = s.records[descriptor], !record.clients.isEmpty else { return (nil, false) }
                 let client = record.clients.removeFirst()
                 s.records[descriptor] = record
-                return client
+                return (client, record.shared)
             }
             if let client {
+                onSessionEnd(shared)
                 logger.debug("session ended", metadata: ["session.id": "\(client.sessionID)", "reason": "\(reason)"])
                 close(client.descriptor)
             }
@@ -148,6 +153,7 @@ final class SessionMonitor: Sendable {
                 metadata: ["session.id": "\(client.sessionID)", "worker.pid": "\(record.pid)"])
             SessionLostReply.send(to: client)
             close(client.descriptor)
+            onSessionEnd(record.shared)
         }
         onGone(record.shared)
     }

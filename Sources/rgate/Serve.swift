@@ -57,6 +57,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-file-size"), help: "Largest file a session may write, e.g. 1G.")
     var maxFileSize = "1G"
 
+    @Option(name: .customLong("max-sessions"), help: "Most sessions at once; beyond it clients wait, then get a busy error.")
+    var maxSessions = 64
+
+    @Option(name: .customLong("session-wait"), help: "Seconds a connection may wait for a free session before it is refused.")
+    var sessionWait: Double = 30
+
     @Flag(name: .customLong("shared-session"), help: "Serve all text connections from one R, as the seed server did.")
     var sharedSession = false
 
@@ -90,6 +96,9 @@ struct Serve: AsyncParsableCommand {
         config.maxRequestBytes = try Self.size(maxRequestSize, option: "--max-request-size")
         config.maxOutputBytes = try Self.size(maxOutputSize, option: "--max-output-size")
         config.sharedSession = sharedSession
+        guard maxSessions >= 1 else { throw ValidationError("--max-sessions must be at least 1") }
+        config.maxSessions = maxSessions
+        config.workerWaitTimeout = .milliseconds(Int64(max(0, sessionWait) * 1000))
         config.memoryLimitBytes = memoryLimit == "0" ? nil : try Self.size(memoryLimit, option: "--memory-limit")
         config.fileSizeLimitBytes = try Self.size(maxFileSize, option: "--max-file-size")
         config.allowShutdown = allowShutdown

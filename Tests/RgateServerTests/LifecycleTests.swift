@@ -41,6 +41,40 @@ struct LifecycleTests {
         #expect(c.evaluate("1") == "[1] 1\n")
     }
 
+    @Test func admissionControlRefusesBeyondMaxSessionsThenRecovers() throws {
+        let server = try ServerProcess(["--max-sessions", "2", "--session-wait", "0.5"])
+        defer { server.stop() }
+        let a = try RawConnection(port: server.textPort)
+        let b = try RawConnection(port: server.textPort)
+        #expect(a.evaluate("1") == "[1] 1\n")
+        #expect(b.evaluate("2") == "[1] 2\n")
+        let start = Date()
+        let c = try RawConnection(port: server.textPort)
+        #expect(c.replyText()?.contains("the server is busy") == true)
+        #expect(Date().timeIntervalSince(start) < 3)
+        // A waiting connection gets the slot as soon as a session ends.
+        let d = try RawConnection(port: server.textPort)
+        d.request("3")
+        shutdown(a.fd, Int32(SHUT_RDWR))
+        #expect(d.replyText() == "[1] 3\n")
+    }
+
+    @Test func fortySimultaneousClientsOnASmallPool() async throws {
+        let server = try ServerProcess(["--max-sessions", "8", "--workers", "2"])
+        defer { server.stop() }
+        let port = server.textPort
+        let answers = await withTaskGroup(of: String?.self) { group in
+            for i in 0..<40 {
+                group.addTask { (try? RawConnection(port: port))?.evaluate("Sys.sleep(0.1); \(i)") }
+            }
+            var all: [String?] = []
+            for await a in group { all.append(a) }
+            return all
+        }
+        #expect(answers.count == 40)
+        #expect(answers.allSatisfy { $0?.hasPrefix("[1] ") == true })
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let server = try ServerProcess(["--idle-timeout", "0.5"])
         defer { server.stop() }
