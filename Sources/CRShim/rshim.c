@@ -9,6 +9,7 @@
 #include "rshim.h"
 
 #include <langinfo.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +74,32 @@ static int read_console(const char *prompt, unsigned char *buf, int len, int his
     return 0; // EOF: there is no stdin in a server
 }
 
+static int hangup_fd = -1;
+static int hangup_seen = 0;
+static uint64_t hangup_next_check = 0;
+
+void rg_set_hangup_watch(int fd) { hangup_fd = fd; hangup_seen = 0; hangup_next_check = 0; }
+int rg_hangup_seen(void) { return hangup_seen; }
+
 static void process_events(void) {
     uint64_t d = deadline_ns;
-    if (d != 0 && rg_monotonic_ns() >= d) {
+    uint64_t now = 0;
+    if (d != 0 && (now = rg_monotonic_ns()) >= d) {
         deadline_hit = 1;
         R_interrupts_pending = 1;
+    }
+    if (hangup_fd >= 0) {
+        if (!now) now = rg_monotonic_ns();
+        if (hangup_seen) {
+            R_interrupts_pending = 1;
+        } else if (now >= hangup_next_check) {
+            hangup_next_check = now + 100000000ull;
+            struct pollfd p = { hangup_fd, POLLRDHUP, 0 };
+            if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+                hangup_seen = 1;
+                R_interrupts_pending = 1;
+            }
+        }
     }
 }
 
@@ -224,6 +246,7 @@ static void do_eval(void *data) {
 
 static int finish_eval(int ok) {
     if (ok) return RG_EVAL_OK;
+    if (hangup_seen) return RG_EVAL_CANCELLED;
     return deadline_hit ? RG_EVAL_TIMEOUT : RG_EVAL_ERROR;
 }
 

@@ -77,6 +77,8 @@ public struct EvaluationError: Error, Sendable, Hashable {
         public static let runtime = Code(rawValue: "r-error")
         /// The evaluation ran past its deadline and was interrupted.
         public static let timeout = Code(rawValue: "timeout")
+        /// The client went away during the evaluation, which was stopped.
+        public static let cancelled = Code(rawValue: "cancelled")
         /// The code could not be handed to R at all (too long, invalid, out of memory).
         public static let rejected = Code(rawValue: "rejected")
     }

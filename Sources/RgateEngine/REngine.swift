@@ -51,6 +51,12 @@ public final class REngine {
         return engine
     }
 
+    /// Interrupts evaluations when the peer of `descriptor` closes its connection (nil: stop
+    /// watching). Lets a server stop work nobody will read.
+    public func cancelWhenPeerCloses(_ descriptor: Int32?) {
+        rg_set_hangup_watch(descriptor ?? -1)
+    }
+
     /// The console output of the evaluation in progress so far (for a `q()` handler).
     public func pendingOutput() -> [ConsoleChunk] { console.snapshot() }
 
@@ -198,6 +204,9 @@ public final class REngine {
     }
 
     func makeError(status: Int32, index: Int, timeout: Duration?) -> EvaluationError {
+        if status == Int32(RG_EVAL_CANCELLED) {
+            return EvaluationError(code: .cancelled, message: "evaluation stopped: the client disconnected", expressionIndex: index)
+        }
         if status == Int32(RG_EVAL_TIMEOUT) {
             let limit = timeout.map { "\($0.formattedSeconds) s" } ?? "its time limit"
             return EvaluationError(code: .timeout, message: "evaluation stopped: it ran longer than the limit of \(limit)", expressionIndex: index)

@@ -46,6 +46,7 @@ final class QAP1Session {
         let identification = QAP1Identification.make(authRequired: passwords != nil, plainText: true, salt: salt)
         guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
+        engine.cancelWhenPeerCloses(client.descriptor)
         let control = self.control
         let client = self.client
         engine.onQuit = { _ in
@@ -54,6 +55,7 @@ final class QAP1Session {
             try? control.send(.ended(reason: .quit))
         }
         defer {
+            engine.cancelWhenPeerCloses(nil)
             engine.onOutOfBand = nil
             engine.onQuit = nil
             if let openFile { fclose(openFile) }
@@ -317,6 +319,7 @@ final class QAP1Session {
         guard respond(.responseOK, payload: payload) else { close(listener); return false }
         shutdown(client.descriptor, Int32(SHUT_RDWR))
         close(client.descriptor)
+        engine.cancelWhenPeerCloses(nil) // detached: the evaluation must go on without a client
         if let code {
             pending = withHardLimit { code.withUnsafeBytes { engine.evaluateKeepingValue(utf8: $0, options: options) } }
         }
@@ -327,6 +330,7 @@ final class QAP1Session {
             return false
         }
         client = ClientConnection(descriptor: attached)
+        engine.cancelWhenPeerCloses(attached)
         buffer.clear()
         decoder = QAP1MessageDecoder(maximumPayloadBytes: assignment.maxRequestBytes)
         if let (evaluation, _) = pending, let error = evaluation.error {

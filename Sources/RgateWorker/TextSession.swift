@@ -24,6 +24,8 @@ struct TextSession {
     }
 
     mutating func serve() -> SessionEndReason {
+        engine.cancelWhenPeerCloses(client.descriptor)
+        defer { engine.cancelWhenPeerCloses(nil) }
         var decoder = TextRequestDecoder(maximumCodeBytes: Int(clamping: assignment.maxRequestBytes))
         var buffer = ByteBuffer()
         while true {

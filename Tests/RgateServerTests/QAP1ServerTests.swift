@@ -68,6 +68,41 @@ struct QAP1ServerTests {
         #expect(events.last == "3:[1] \"ping\":true")
     }
 
+    @Test func detachAndAttachResumeTheSession() throws {
+        func message(_ command: UInt32, _ payload: [UInt8]) -> [UInt8] {
+            var bytes: [UInt8] = []
+            for v in [command, UInt32(payload.count), 0, 0] { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+            return bytes + payload
+        }
+        func string(_ s: String) -> [UInt8] {
+            var body = Array(s.utf8) + [0]
+            while body.count % 4 != 0 { body.append(0) }
+            var header: [UInt8] = []
+            withUnsafeBytes(of: (UInt32(4) | UInt32(body.count) << 8).littleEndian) { header += $0 }
+            return header + body
+        }
+        let c = try RawConnection(port: port)
+        _ = c.read(32)
+        c.send(message(0x002, string("kept <- 41")))
+        _ = c.read(16)
+        c.send(message(0x031, string("kept <- kept + 1"))) // detachedVoidEval
+        let header = try #require(c.read(16))
+        #expect(header[0..<4] == [1, 0, 1, 0])
+        let payload = try #require(c.read(44))
+        let attachPort = Int(payload[4..<8].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+        let key = Array(payload[12..<44])
+        #expect(c.isClosed())
+        let again = try RawConnection(port: attachPort)
+        again.send(key)
+        let resumed = try #require(again.read(16))
+        #expect(resumed[0..<4] == [1, 0, 1, 0])
+        again.send(message(0x003, string("kept")))
+        let answer = try #require(again.read(16))
+        #expect(answer[0..<4] == [1, 0, 1, 0])
+        let body = try #require(again.read(16))
+        #expect(body.suffix(8).withUnsafeBytes { $0.loadUnaligned(as: Double.self) } == 42)
+    }
+
     @Test func sessionsAreIsolated() async throws {
         try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { r in try await r.voidEval("only_here <- 1") }
         try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { (r: QAP1Client) async throws -> Void in

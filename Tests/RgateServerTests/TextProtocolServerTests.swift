@@ -166,6 +166,18 @@ struct TextProtocolServerTests {
         #expect(other.evaluate("1") == "[1] 1\n")
     }
 
+    @Test func disconnectingClientStopsItsEvaluation() throws {
+        var c: RawConnection? = try RawConnection(port: SharedServer.port)
+        let pidText = try #require(c!.evaluate("cat(Sys.getpid())"))
+        let pid = try #require(Int32(pidText))
+        c!.request("Sys.sleep(60)")
+        usleep(200_000)
+        c = nil // closes the socket
+        let deadline = Date().addingTimeInterval(3)
+        while processExists(pid) && Date() < deadline { usleep(20_000) }
+        #expect(!processExists(pid))
+    }
+
     @Test func segfaultingCodeIsContained() throws {
         let c = try RawConnection(port: SharedServer.port)
         // A real SIGSEGV in the session process, as a crashing package would raise.

@@ -48,6 +48,11 @@ void rg_adopt_current_thread_stack(void);
 void rg_set_deadline(uint64_t monotonic_ns);
 /// Non-zero when the deadline passed during the current evaluation.
 int rg_deadline_hit(void);
+/// Watches `fd` (a client socket; -1 stops watching) during evaluation: when its peer has closed
+/// the connection, R is interrupted as at a deadline. Checked at most every 100 ms.
+void rg_set_hangup_watch(int fd);
+/// Non-zero when the watched peer hung up during the current evaluation.
+int rg_hangup_seen(void);
 /// CLOCK_MONOTONIC now, in nanoseconds.
 uint64_t rg_monotonic_ns(void);
 
@@ -67,7 +72,7 @@ enum {
 /// with rg_release). On a parse error `message` holds R's console-style text without "Error: ".
 int rg_parse(const char *code, size_t length, rg_sexp *exprs, char *message, size_t message_length);
 
-enum { RG_EVAL_OK = 0, RG_EVAL_ERROR = 1, RG_EVAL_TIMEOUT = 2 };
+enum { RG_EVAL_OK = 0, RG_EVAL_ERROR = 1, RG_EVAL_TIMEOUT = 2, RG_EVAL_CANCELLED = 3 };
 
 /// Evaluates element `index` of `exprs` in the global environment like the console does.
 /// On success `*value` is preserved (release it) and `*visible` is R_Visible.
