@@ -118,6 +118,24 @@ final class QAP1Session {
         return respond(.responseOK, payload: payload)
     }
 
+    /// Encodes a result straight from R's memory into the response (one copy of the data).
+    private func respondOK(object: RObject) -> Bool {
+        let view = object.view
+        var out = ByteBuffer()
+        do {
+            let size = try QAP1SEXP.encodedSize(source: view)
+            let paramHeader = size > 0xff_fff0 ? 8 : 4
+            out.reserveCapacity(QAP1Header.size + paramHeader + size)
+            QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &out)
+            QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &out)
+            try QAP1SEXP.encode(source: view, into: &out)
+        } catch {
+            engine.setErrorMessage("Error: the result could not be encoded: \(error)\n")
+            return respond(error: .rError)
+        }
+        return client.writeAll(out)
+    }
+
     private func respondOK(value: RValue) -> Bool {
         let size = QAP1SEXP.encodedSize(value)
         var out = ByteBuffer()
@@ -240,12 +258,7 @@ final class QAP1Session {
         }
         guard returnValue else { return respondOK() }
         guard let object else { return respondOK(value: .null) }
-        do {
-            return respondOK(value: try engine.value(of: object))
-        } catch {
-            engine.setErrorMessage("Error: \(error.message)\n")
-            return respond(error: .rError)
-        }
+        return respondOK(object: object)
     }
 
     private func withHardLimit<T>(_ body: () -> T) -> T {

@@ -1,0 +1,196 @@
+public import NIOCore
+
+/// What kind of R object a ``QAP1SEXPSource`` is.
+public enum QAP1ObjectKind: Sendable, Hashable {
+    case null, logical, integer, double, complex, character, raw, list, expression, symbol, language, pairlist, s4
+    /// Anything else (closure, environment, ...): its R SEXPTYPE number.
+    case unknown(Int32)
+}
+
+/// An R object the encoder can read directly: lets a server encode straight from R's memory
+/// (numeric data copied once, with `memcpy`, into the output) instead of converting to
+/// ``RValue`` first.
+public protocol QAP1SEXPSource {
+    /// The object's kind.
+    var qapKind: QAP1ObjectKind { get }
+    /// The number of elements.
+    var qapCount: Int { get }
+    /// Attributes in R's order (for calls and pairlists, without `names`: tags carry them).
+    func qapAttributes() -> [(name: String, value: Self)]
+    /// Element `i` of a list, expression, call or pairlist.
+    func qapElement(_ i: Int) -> Self
+    /// The tag of element `i` of a call or pairlist (nil or empty when untagged).
+    func qapTag(_ i: Int) -> String?
+    /// A symbol's name.
+    var qapSymbolName: String { get }
+    /// Integer or logical data in R's int representation (NA = Int32.min, TRUE = 1).
+    func withQAPInt32s<T>(_ body: (UnsafeBufferPointer<Int32>) throws -> T) throws -> T
+    /// Double data, or complex data as interleaved (re, im), with R's NA bit pattern.
+    func withQAPDoubles<T>(_ body: (UnsafeBufferPointer<Double>) throws -> T) throws -> T
+    /// Raw data.
+    func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T
+    /// String `i` as UTF-8 bytes, or nil for NA; valid only inside `body`.
+    func withQAPString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T
+}
+
+extension QAP1SEXP {
+    /// Encodes any ``QAP1SEXPSource`` (see ``encode(_:into:)`` for the format).
+    public static func encode<S: QAP1SEXPSource>(source: S, into buffer: inout ByteBuffer) throws {
+        let content = try contentSize(source)
+        buffer.reserveCapacity(minimumWritableBytes: content + 8)
+        try write(source, content: content, into: &buffer)
+    }
+
+    /// The encoded size of a source, header included.
+    public static func encodedSize<S: QAP1SEXPSource>(source: S) throws -> Int {
+        let content = try contentSize(source)
+        return content + (content > 0xff_fff0 ? 8 : 4)
+    }
+
+    private static func hasTags<S: QAP1SEXPSource>(_ s: S) -> Bool {
+        (0..<s.qapCount).contains { !(s.qapTag($0) ?? "").isEmpty }
+    }
+
+    private static func contentSize<S: QAP1SEXPSource>(_ s: S) throws -> Int {
+        let attributes = s.qapAttributes()
+        var n = 0
+        if !attributes.isEmpty {
+            var list = 0
+            for (name, value) in attributes { list += try encodedSize(source: value) + 4 + ((name.utf8.count + 4) & ~3) }
+            n += list + (list > 0xff_fff0 ? 8 : 4)
+        }
+        let count = s.qapCount
+        switch s.qapKind {
+        case .null: break
+        case .logical, .raw: n += (4 + count + 3) & ~3
+        case .integer: n += 4 * count
+        case .double: n += 8 * count
+        case .complex: n += 16 * count
+        case .character:
+            var bytes = 0
+            for i in 0..<count {
+                bytes += s.withQAPString(i) { str in
+                    guard let str else { return 2 }
+                    return str.count + 1 + (str.first == 0xFF ? 1 : 0)
+                }
+            }
+            n += (bytes + 3) & ~3
+        case .list, .expression:
+            for i in 0..<count { n += try encodedSize(source: s.qapElement(i)) }
+        case .symbol: n += (s.qapSymbolName.utf8.count + 4) & ~3
+        case .language, .pairlist:
+            let tagged = hasTags(s)
+            for i in 0..<count {
+                n += try encodedSize(source: s.qapElement(i))
+                if tagged {
+                    let tag = s.qapTag(i) ?? ""
+                    n += tag.isEmpty ? 4 : 4 + ((tag.utf8.count + 4) & ~3)
+                }
+            }
+        case .s4: break
+        case .unknown: n += 4
+        }
+        return n
+    }
+
+    private static func header(_ type: UInt8, _ length: Int, into buffer: inout ByteBuffer) {
+        if length > 0xff_fff0 {
+            buffer.writeInteger(UInt32(type | XT.large) | UInt32(truncatingIfNeeded: length & 0xff_ffff) << 8, endianness: .little)
+            buffer.writeInteger(UInt32(truncatingIfNeeded: length >> 24), endianness: .little)
+        } else {
+            buffer.writeInteger(UInt32(type) | UInt32(length) << 8, endianness: .little)
+        }
+    }
+
+    private static func symbol(_ name: String, into buffer: inout ByteBuffer) {
+        let size = (name.utf8.count + 4) & ~3
+        header(XT.symname, size, into: &buffer)
+        let written = buffer.writeString(name)
+        buffer.writeRepeatingByte(0, count: size - written)
+    }
+
+    private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, into buffer: inout ByteBuffer) throws {
+        let attributes = s.qapAttributes()
+        let count = s.qapKind == .null ? 0 : s.qapCount
+        let tagged = (s.qapKind == .language || s.qapKind == .pairlist) && hasTags(s)
+        let type: UInt8 = switch s.qapKind {
+        case .null: XT.null
+        case .logical: XT.arrayBool
+        case .integer: XT.arrayInt
+        case .double: XT.arrayDouble
+        case .complex: XT.arrayComplex
+        case .character: XT.arrayStr
+        case .raw: XT.raw
+        case .list: XT.vector
+        case .expression: XT.vectorExp
+        case .symbol: XT.symname
+        case .language: tagged ? XT.langTag : XT.langNoTag
+        case .pairlist: tagged ? XT.listTag : XT.listNoTag
+        case .s4: XT.s4
+        case .unknown: XT.unknown
+        }
+        header(type | (attributes.isEmpty ? 0 : XT.hasAttributes), content, into: &buffer)
+        if !attributes.isEmpty {
+            var list = 0
+            for (name, value) in attributes { list += try encodedSize(source: value) + 4 + ((name.utf8.count + 4) & ~3) }
+            header(XT.listTag, list, into: &buffer)
+            for (name, value) in attributes {
+                try encode(source: value, into: &buffer)
+                symbol(name, into: &buffer)
+            }
+        }
+        switch s.qapKind {
+        case .null, .s4:
+            break
+        case .logical:
+            buffer.writeInteger(UInt32(count), endianness: .little)
+            try s.withQAPInt32s { v in
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: v.count) { out in
+                    for (i, e) in v.enumerated() { out[i] = e == Int32.min ? 2 : (e != 0 ? 1 : 0) }
+                    return v.count
+                }
+            }
+            buffer.writeRepeatingByte(0xFF, count: ((4 + count + 3) & ~3) - 4 - count)
+        case .integer:
+            try s.withQAPInt32s { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) } // little-endian host
+        case .double, .complex:
+            try s.withQAPDoubles { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) }
+        case .character:
+            var bytes = 0
+            for i in 0..<count {
+                bytes += s.withQAPString(i) { str -> Int in
+                    guard let str else {
+                        buffer.writeBytes([0xFF, 0])
+                        return 2
+                    }
+                    var n = 0
+                    if str.first == 0xFF { buffer.writeInteger(UInt8(0xFF)); n += 1 }
+                    buffer.writeBytes(str)
+                    buffer.writeInteger(UInt8(0))
+                    return n + str.count + 1
+                }
+            }
+            buffer.writeRepeatingByte(0x01, count: ((bytes + 3) & ~3) - bytes)
+        case .raw:
+            buffer.writeInteger(UInt32(count), endianness: .little)
+            try s.withQAPBytes { buffer.writeBytes($0) }
+            buffer.writeRepeatingByte(0, count: ((4 + count + 3) & ~3) - 4 - count)
+        case .list, .expression:
+            for i in 0..<count { try encode(source: s.qapElement(i), into: &buffer) }
+        case .symbol:
+            let name = s.qapSymbolName
+            let written = buffer.writeString(name)
+            buffer.writeRepeatingByte(0, count: ((name.utf8.count + 4) & ~3) - written)
+        case .language, .pairlist:
+            for i in 0..<count {
+                try encode(source: s.qapElement(i), into: &buffer)
+                if tagged {
+                    let tag = s.qapTag(i) ?? ""
+                    if tag.isEmpty { header(XT.null, 0, into: &buffer) } else { symbol(tag, into: &buffer) }
+                }
+            }
+        case .unknown(let t):
+            buffer.writeInteger(t, endianness: .little)
+        }
+    }
+}
