@@ -755,3 +755,7 @@ static void install_oob_functions(SEXP env) {
     defineVar(install(".rgate_oob_message"), msg_ptr, env);
     UNPROTECT(2);
 }
+
+extern SEXP R_ClosureExpr(SEXP);
+rg_sexp rg_formals(rg_sexp x) { return FORMALS((SEXP)x); }
+rg_sexp rg_closure_body(rg_sexp x) { return R_ClosureExpr((SEXP)x); }

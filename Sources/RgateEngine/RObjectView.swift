@@ -13,7 +13,7 @@ public struct RObjectView {
 
     /// The kind of object.
     public enum Kind: Sendable, Hashable {
-        case null, logical, integer, double, complex, character, raw, list, expression, symbol, language, pairlist, s4
+        case null, logical, integer, double, complex, character, raw, list, expression, symbol, language, pairlist, s4, closure
         /// Any other SEXPTYPE (closure, environment, ...).
         case other(Int32)
     }
@@ -34,6 +34,7 @@ public struct RObjectView {
         case Int32(RG_LANGSXP): .language
         case Int32(RG_LISTSXP): .pairlist
         case Int32(RG_S4SXP): .s4
+        case Int32(RG_CLOSXP): .closure
         case let t: .other(t)
         }
     }
@@ -41,7 +42,7 @@ public struct RObjectView {
     /// The number of elements (nodes, for calls and pairlists).
     public var count: Int {
         switch kind {
-        case .symbol, .other, .s4, .null: 0
+        case .symbol, .other, .s4, .null, .closure: 0
         default: Int(rg_length(sexp))
         }
     }
@@ -77,6 +78,12 @@ public struct RObjectView {
         var n = sexp
         for _ in 0..<i { n = rg_cdr(n) }
         return n
+    }
+
+    /// A closure's formals (a pairlist, or NULL) and body.
+    public var closureParts: (formals: RObjectView, body: RObjectView)? {
+        guard kind == .closure else { return nil }
+        return (RObjectView(sexp: rg_formals(sexp), owner: owner), RObjectView(sexp: rg_closure_body(sexp), owner: owner))
     }
 
     /// A symbol's name.

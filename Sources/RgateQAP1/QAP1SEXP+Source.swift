@@ -2,7 +2,7 @@ public import NIOCore
 
 /// What kind of R object a ``QAP1SEXPSource`` is.
 public enum QAP1ObjectKind: Sendable, Hashable {
-    case null, logical, integer, double, complex, character, raw, list, expression, symbol, language, pairlist, s4
+    case null, logical, integer, double, complex, character, raw, list, expression, symbol, language, pairlist, s4, closure
     /// Anything else (closure, environment, ...): its R SEXPTYPE number.
     case unknown(Int32)
 }
@@ -23,6 +23,8 @@ public protocol QAP1SEXPSource {
     func qapTag(_ i: Int) -> String?
     /// A symbol's name.
     var qapSymbolName: String { get }
+    /// A closure's formals (pairlist or NULL) and body, encoded as Rserve's XT_CLOS.
+    var qapClosureParts: (formals: Self, body: Self)? { get }
     /// Integer or logical data in R's int representation (NA = Int32.min, TRUE = 1).
     func withQAPInt32s<T>(_ body: (UnsafeBufferPointer<Int32>) throws -> T) throws -> T
     /// Double data, or complex data as interleaved (re, im), with R's NA bit pattern.
@@ -88,6 +90,10 @@ extension QAP1SEXP {
                 }
             }
         case .s4: break
+        case .closure:
+            if let (formals, body) = s.qapClosureParts {
+                n += try encodedSize(source: formals) + encodedSize(source: body)
+            }
         case .unknown: n += 4
         }
         return n
@@ -127,6 +133,7 @@ extension QAP1SEXP {
         case .language: tagged ? XT.langTag : XT.langNoTag
         case .pairlist: tagged ? XT.listTag : XT.listNoTag
         case .s4: XT.s4
+        case .closure: XT.clos
         case .unknown: XT.unknown
         }
         header(type | (attributes.isEmpty ? 0 : XT.hasAttributes), content, into: &buffer)
@@ -188,6 +195,11 @@ extension QAP1SEXP {
                     let tag = s.qapTag(i) ?? ""
                     if tag.isEmpty { header(XT.null, 0, into: &buffer) } else { symbol(tag, into: &buffer) }
                 }
+            }
+        case .closure:
+            if let (formals, body) = s.qapClosureParts {
+                try encode(source: formals, into: &buffer)
+                try encode(source: body, into: &buffer)
             }
         case .unknown(let t):
             buffer.writeInteger(t, endianness: .little)

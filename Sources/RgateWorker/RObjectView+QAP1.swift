@@ -18,6 +18,7 @@ extension RObjectView: QAP1SEXPSource {
         case .language: .language
         case .pairlist: .pairlist
         case .s4: .s4
+        case .closure: .closure
         case .other(let t): .unknown(t)
         }
     }
@@ -29,6 +30,7 @@ extension RObjectView: QAP1SEXPSource {
     public func qapElement(_ i: Int) -> RObjectView { element(i) }
     public func qapTag(_ i: Int) -> String? { tag(i) }
     public var qapSymbolName: String { symbolName }
+    public var qapClosureParts: (formals: RObjectView, body: RObjectView)? { closureParts }
     public func withQAPInt32s<T>(_ body: (UnsafeBufferPointer<Int32>) throws -> T) throws -> T { try withInt32s(body) }
     public func withQAPDoubles<T>(_ body: (UnsafeBufferPointer<Double>) throws -> T) throws -> T { try withDoubles(body) }
     public func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T { try withBytes(body) }

@@ -135,6 +135,10 @@ rg_sexp rg_cdr(rg_sexp x);
 const char *rg_tag_name(rg_sexp x);
 /// For a symbol: its name.
 const char *rg_symbol_name(rg_sexp x);
+/// A closure's formals (a pairlist) and body expression (the source expression even when the
+/// closure is byte-compiled).
+rg_sexp rg_formals(rg_sexp x);
+rg_sexp rg_closure_body(rg_sexp x);
 /// A one-line deparse of `x` (at most `capacity` - 1 bytes). Returns 0 on success.
 int rg_deparse(rg_sexp x, char *out, size_t capacity);
 int rg_is_s4(rg_sexp x);
