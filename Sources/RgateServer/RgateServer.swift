@@ -58,10 +58,9 @@ public final class RgateServer: Service, Sendable {
         }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
+        let monitorRef = monitor
         pool = try WorkerPool(configuration: configuration, logger: logger) { pid, status in
-            if (status & 0x7f) != 0 {
-                logger.warning("session process killed by a signal", metadata: ["worker.pid": "\(pid)", "signal": "\(status & 0x7f)"])
-            }
+            monitorRef.recordExit(pid: pid, status: status)
         }
     }
 

@@ -32,6 +32,7 @@ final class SessionMonitor: Sendable {
     private struct State {
         var records: [Int32: Record] = [:] // by control descriptor
         var stopped = false
+        var exitStatus: [Int32: Int32] = [:] // pid → wait status, as reported by the zygote
     }
 
     private let state = Mutex(State())
@@ -83,6 +84,23 @@ final class SessionMonitor: Sendable {
             }
         }
         poke()
+    }
+
+    /// Records a session process's exit status (reported by the zygote).
+    func recordExit(pid: Int32, status: Int32) {
+        state.withLock { s in
+            s.exitStatus[pid] = status
+            if s.exitStatus.count > 4096 { s.exitStatus.removeAll() }
+        }
+    }
+
+    /// The exit status of `pid`, waiting briefly for the zygote's report.
+    private func exitStatus(of pid: Int32) -> Int32? {
+        for _ in 0..<40 {
+            if let status = state.withLock({ $0.exitStatus.removeValue(forKey: pid) }) { return status }
+            usleep(5_000)
+        }
+        return nil
     }
 
     /// Asks every session process to stop now (SIGKILL) after the caller's grace period.
@@ -147,11 +165,13 @@ final class SessionMonitor: Sendable {
         // End of stream: the session process is gone.
         guard let record = state.withLock({ $0.records.removeValue(forKey: descriptor) }) else { return }
         control.close()
+        let status = record.clients.isEmpty ? nil : exitStatus(of: record.pid)
+        let cause = SessionLostReply.cause(waitStatus: status)
         for client in record.clients {
             logger.warning(
-                "session lost: its R process ended unexpectedly",
+                "session lost: its R process \(cause)",
                 metadata: ["session.id": "\(client.sessionID)", "worker.pid": "\(record.pid)"])
-            SessionLostReply.send(to: client)
+            SessionLostReply.send(to: client, cause: cause)
             close(client.descriptor)
             onSessionEnd(record.shared)
         }
@@ -161,13 +181,28 @@ final class SessionMonitor: Sendable {
 
 /// The error a client gets, in its protocol, when its session process dies.
 enum SessionLostReply {
-    static let message = "Error: rgate: the R session was lost: its worker process ended unexpectedly (crashed, ran out of memory or was killed). Connect again to start a new session.\n"
+    /// Why the process ended, from its wait status, for the client and the log.
+    static func cause(waitStatus: Int32?) -> String {
+        guard let status = waitStatus else { return "ended unexpectedly (crashed, ran out of memory or was killed)" }
+        let signal = status & 0x7f
+        switch signal {
+        case 0: return "exited with status \((status >> 8) & 0xff)"
+        case SIGALRM: return "was stopped: the request ran past its time limit and R did not stop within the grace period"
+        case SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: return "crashed (signal \(signal))"
+        case SIGKILL: return "was killed (SIGKILL: out of memory, or stopped from outside)"
+        default: return "was ended by signal \(signal)"
+        }
+    }
 
-    static func send(to client: SessionMonitor.Client) {
+    static func message(cause: String) -> String {
+        "Error: rgate: the R session was lost: its worker process \(cause). Connect again to start a new session.\n"
+    }
+
+    static func send(to client: SessionMonitor.Client, cause: String) {
         var buffer = ByteBuffer()
         switch client.wireProtocol {
         case .text:
-            TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
+            TextReply(body: ByteBuffer(string: message(cause: cause))).encode(into: &buffer)
         case .qap1:
             // An R-error status; the client's follow-up (e.g. geterrmessage()) finds the connection closed.
             QAP1Message(command: .error(.rError)).encode(into: &buffer)

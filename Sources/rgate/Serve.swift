@@ -42,6 +42,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("eval-timeout"), help: "Wall-clock limit per request in seconds (0 = none).")
     var evalTimeout: Double = 300
 
+    @Option(name: .customLong("kill-grace"), help: "Seconds R may take to stop after the time limit before its process is killed.")
+    var killGrace: Double = 2
+
     @Option(name: .customLong("idle-timeout"), help: "Close connections idle this many seconds (0 = never).")
     var idleTimeout: Double = 600
 
@@ -92,6 +95,7 @@ struct Serve: AsyncParsableCommand {
         guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
         config.warmWorkers = workers
         config.evalTimeout = evalTimeout > 0 ? .milliseconds(Int64(evalTimeout * 1000)) : nil
+        config.killGrace = .milliseconds(Int64(max(0.1, killGrace) * 1000))
         config.idleTimeout = idleTimeout > 0 ? .milliseconds(Int64(idleTimeout * 1000)) : nil
         config.maxRequestBytes = try Self.size(maxRequestSize, option: "--max-request-size")
         config.maxOutputBytes = try Self.size(maxOutputSize, option: "--max-output-size")

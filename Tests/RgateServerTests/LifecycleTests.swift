@@ -75,6 +75,20 @@ struct LifecycleTests {
         #expect(answers.allSatisfy { $0?.hasPrefix("[1] ") == true })
     }
 
+    @Test func uninterruptibleCodeIsKilledAfterTheGraceAndTheClientIsTold() throws {
+        let server = try ServerProcess(["--eval-timeout", "1", "--kill-grace", "0.5"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        let start = Date()
+        // R cannot be interrupted here, like a long BLAS call or package C code.
+        let text = c.evaluate("suspendInterrupts(Sys.sleep(30))")
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(text?.contains("the R session was lost") == true)
+        #expect(text?.contains("ran past its time limit") == true)
+        let other = try RawConnection(port: server.textPort)
+        #expect(other.evaluate("1") == "[1] 1\n")
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let server = try ServerProcess(["--idle-timeout", "0.5"])
         defer { server.stop() }

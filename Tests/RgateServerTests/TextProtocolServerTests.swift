@@ -184,6 +184,7 @@ struct TextProtocolServerTests {
         c.request("tools::pskill(Sys.getpid(), 11L); Sys.sleep(5)")
         let text = c.replyText()
         #expect(text?.contains("the R session was lost") == true)
+        #expect(text?.contains("crashed (signal 11)") == true)
         let other = try RawConnection(port: SharedServer.port)
         #expect(other.evaluate("1") == "[1] 1\n")
     }
