@@ -77,7 +77,7 @@ public final class RgateServer: Service, Sendable {
         guard !bound.isEmpty else {
             throw SystemError("no listener is enabled (every port is off)", errno: EINVAL)
         }
-        try pool.start()
+        try await pool.start()
         state.withLock { $0.listeners = bound }
         stopper.listeners.withLock { $0 = bound.map(\.0) }
         for (listener, proto) in bound {

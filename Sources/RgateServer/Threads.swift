@@ -26,19 +26,3 @@ enum Thread {
         pthread_detach(thread)
     }
 }
-
-/// A counting semaphore for plain threads.
-final class Semaphore: @unchecked Sendable {
-    // Safe: sem_t is made for concurrent use; allocated once, never moved, freed in deinit.
-    private let sem: UnsafeMutablePointer<sem_t>
-    init() {
-        sem = .allocate(capacity: 1)
-        sem_init(sem, 0, 0)
-    }
-    deinit {
-        sem_destroy(sem)
-        sem.deallocate()
-    }
-    func post() { sem_post(sem) }
-    func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
-}

@@ -40,7 +40,8 @@ final class WorkerPool: Sendable {
     private let logger: Logger
     /// Called with (pid, wait status) when the zygote reports a session process's exit.
     let onExit: @Sendable (Int32, Int32) -> Void
-    private let readyGate = Semaphore()
+    /// Resumed once, when the first zygote is ready (true) or died before that (false).
+    private let ready = Mutex<CheckedContinuation<Bool, Never>?>(nil)
 
     init(configuration: ServerConfiguration, logger: Logger, onExit: @escaping @Sendable (Int32, Int32) -> Void) throws {
         self.configuration = configuration
@@ -57,11 +58,19 @@ final class WorkerPool: Sendable {
     }
 
     /// Starts the zygote and waits until R is up in it.
-    func start() throws {
-        try startZygote()
-        readyGate.wait()
-        let ok = state.withLock { $0.zygote != nil }
-        guard ok else { throw SystemError("the worker process did not start; see the log above", errno: ECHILD) }
+    func start() async throws {
+        let started = await withCheckedContinuation { continuation in
+            ready.withLock { $0 = continuation }
+            do { try startZygote() } catch { announce(false) }
+        }
+        guard started else { throw SystemError("the worker process did not start; see the log above", errno: ECHILD) }
+    }
+
+    private func announce(_ started: Bool) {
+        ready.withLock { c in
+            c?.resume(returning: started)
+            c = nil
+        }
     }
 
     private func startZygote() throws {
@@ -121,7 +130,7 @@ final class WorkerPool: Sendable {
             switch received.message {
             case .zygoteReady(_, let micros):
                 logger.info("R is ready in the worker process", metadata: ["worker.pid": "\(pid)", "startup.ms": "\(micros / 1000)"])
-                if !announced { announced = true; readyGate.post() }
+                if !announced { announced = true; announce(true) }
                 refill()
             case .spawned(let child):
                 guard let fd = received.descriptor else { continue }
@@ -148,7 +157,7 @@ final class WorkerPool: Sendable {
             return (s.stopping, current, orphans)
         }
         orphans.forEach { $0.control.close() }
-        if !announced { readyGate.post() }
+        if !announced { announce(false) }
         guard current, !stopping, announced else { return }
         logger.error("the worker process exited unexpectedly; starting a new one", metadata: ["worker.pid": "\(pid)", "wait.status": "\(status)"])
         do {
