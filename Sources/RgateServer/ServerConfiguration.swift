@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var workerWaitTimeout: Duration = .seconds(30)
     /// How long shutdown waits for running sessions before stopping them.
     public var shutdownGrace: Duration = .seconds(10)
+    /// The log level name (`info` by default).
+    public var logLevel: String = "info"
     /// The executable started as `<path> worker` (defaults to this program).
     public var workerExecutable: String? = nil
 
