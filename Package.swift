@@ -94,7 +94,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RgateQAP1Tests",
-            dependencies: ["RgateQAP1", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "RgateQAP1", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),

@@ -257,6 +257,22 @@ int rg_eval(rg_sexp expr, rg_sexp *value, int *visible) {
     return finish_eval(ok);
 }
 
+static void do_eval_plain(void *data) {
+    eval_args *a = data;
+    R_Visible = TRUE;
+    SEXP value = eval(a->expr, R_GlobalEnv);
+    a->visible = R_Visible ? 1 : 0;
+    R_PreserveObject(value);
+    a->value = value;
+}
+
+int rg_eval_plain(rg_sexp expr, rg_sexp *value, int *visible) {
+    eval_args a = { (SEXP)expr, NULL, 0 };
+    int ok = R_ToplevelExec(do_eval_plain, &a);
+    if (ok) { *value = a.value; *visible = a.visible; }
+    return finish_eval(ok);
+}
+
 int rg_eval_expr(rg_sexp exprs, long index, rg_sexp *value, int *visible) {
     return rg_eval(VECTOR_ELT((SEXP)exprs, index), value, visible);
 }
@@ -289,6 +305,8 @@ static void do_flush(void *data) {
 }
 
 int rg_flush_warnings(int after_error) {
+    SEXP pending = findVarInFrame(recorder_env, install("warnings"));
+    if (pending == R_NilValue || pending == R_UnboundValue) return 0; // the common case: no R call
     flush_args a = { after_error, 0 };
     uint64_t saved = deadline_ns;
     deadline_ns = 0; // printing warnings must not be cut by the deadline that just fired

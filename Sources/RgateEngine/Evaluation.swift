@@ -114,6 +114,10 @@ public struct EvaluationOptions: Sendable, Hashable {
     public var timeout: Duration?
     /// Keep at most this many bytes of console output; the rest is dropped with a note.
     public var maxOutputBytes: Int
+    /// Record warnings and messages and format conditions like the console. Off, evaluation
+    /// is cheaper (as Rserve's): errors are still reported (and set `geterrmessage()`), but
+    /// warnings are left to R and `warnings`/`messages` stay empty.
+    public var captureConditions: Bool = true
 
     /// Creates options; the defaults print like the console and convert the last value.
     public init(printVisible: Bool = true, convertValue: Bool = true, timeout: Duration? = nil, maxOutputBytes: Int = 16 << 20) {

@@ -133,7 +133,9 @@ public final class REngine {
         for index in 0..<count {
             var value: rg_sexp?
             var visible: Int32 = 0
-            var status = rg_eval_expr(exprs, index, &value, &visible)
+            var status = options.captureConditions
+                ? rg_eval_expr(exprs, index, &value, &visible)
+                : rg_eval_plain(rg_vector_elt(exprs, Int64(index)), &value, &visible)
             if status == Int32(RG_EVAL_OK), let value {
                 rg_set_last_value(value)
                 if let previous = last { rg_release(previous) }
@@ -143,7 +145,7 @@ public final class REngine {
                     status = rg_print(value)
                 }
             }
-            collectWarnings(into: &result)
+            if options.captureConditions { collectWarnings(into: &result) }
             if status != Int32(RG_EVAL_OK) {
                 result.error = makeError(status: status, index: index, timeout: options.timeout)
                 if status == Int32(RG_EVAL_TIMEOUT) {
@@ -154,7 +156,7 @@ public final class REngine {
             }
             _ = rg_flush_warnings(0)
         }
-        result.messages = stringVector(rg_recorded_messages())
+        if options.captureConditions { result.messages = stringVector(rg_recorded_messages()) }
         if keepLastValue, result.error == nil, let last {
             rg_preserve(last)
             keptValue = RObject(preserved: last)

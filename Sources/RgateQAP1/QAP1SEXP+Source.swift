@@ -36,16 +36,31 @@ public protocol QAP1SEXPSource {
 }
 
 extension QAP1SEXP {
+    /// The deepest nesting the encoder accepts; deeper objects are an error, not a stack overflow.
+    public static let maximumEncodingDepth = 1000
+
     /// Encodes any ``QAP1SEXPSource`` (see ``encode(_:into:)`` for the format).
+    /// - Throws: the source's errors, or ``QAP1Error`` when the object nests too deeply.
     public static func encode<S: QAP1SEXPSource>(source: S, into buffer: inout ByteBuffer) throws {
-        let content = try contentSize(source)
-        buffer.reserveCapacity(minimumWritableBytes: content + 8)
-        try write(source, content: content, into: &buffer)
+        try encode(source, depth: 0, into: &buffer)
     }
 
     /// The encoded size of a source, header included.
     public static func encodedSize<S: QAP1SEXPSource>(source: S) throws -> Int {
-        let content = try contentSize(source)
+        try encodedSize(source, depth: 0)
+    }
+
+    private static func encode<S: QAP1SEXPSource>(_ source: S, depth: Int, into buffer: inout ByteBuffer) throws {
+        let content = try contentSize(source, depth: depth)
+        buffer.reserveCapacity(minimumWritableBytes: content + 8)
+        try write(source, content: content, depth: depth, into: &buffer)
+    }
+
+    private static func encodedSize<S: QAP1SEXPSource>(_ source: S, depth: Int) throws -> Int {
+        guard depth < maximumEncodingDepth else {
+            throw QAP1Error(.objectTooBig, "the result is nested more than \(maximumEncodingDepth) levels deep")
+        }
+        let content = try contentSize(source, depth: depth)
         return content + (content > 0xff_fff0 ? 8 : 4)
     }
 
@@ -53,12 +68,12 @@ extension QAP1SEXP {
         (0..<s.qapCount).contains { !(s.qapTag($0) ?? "").isEmpty }
     }
 
-    private static func contentSize<S: QAP1SEXPSource>(_ s: S) throws -> Int {
+    private static func contentSize<S: QAP1SEXPSource>(_ s: S, depth: Int) throws -> Int {
         let attributes = s.qapAttributes()
         var n = 0
         if !attributes.isEmpty {
             var list = 0
-            for (name, value) in attributes { list += try encodedSize(source: value) + 4 + ((name.utf8.count + 4) & ~3) }
+            for (name, value) in attributes { list += try encodedSize(value, depth: depth + 1) + 4 + ((name.utf8.count + 4) & ~3) }
             n += list + (list > 0xff_fff0 ? 8 : 4)
         }
         let count = s.qapCount
@@ -78,12 +93,12 @@ extension QAP1SEXP {
             }
             n += (bytes + 3) & ~3
         case .list, .expression:
-            for i in 0..<count { n += try encodedSize(source: s.qapElement(i)) }
+            for i in 0..<count { n += try encodedSize(s.qapElement(i), depth: depth + 1) }
         case .symbol: n += (s.qapSymbolName.utf8.count + 4) & ~3
         case .language, .pairlist:
             let tagged = hasTags(s)
             for i in 0..<count {
-                n += try encodedSize(source: s.qapElement(i))
+                n += try encodedSize(s.qapElement(i), depth: depth + 1)
                 if tagged {
                     let tag = s.qapTag(i) ?? ""
                     n += tag.isEmpty ? 4 : 4 + ((tag.utf8.count + 4) & ~3)
@@ -92,7 +107,7 @@ extension QAP1SEXP {
         case .s4: break
         case .closure:
             if let (formals, body) = s.qapClosureParts {
-                n += try encodedSize(source: formals) + encodedSize(source: body)
+                n += try encodedSize(formals, depth: depth + 1) + encodedSize(body, depth: depth + 1)
             }
         case .unknown: n += 4
         }
@@ -115,7 +130,7 @@ extension QAP1SEXP {
         buffer.writeRepeatingByte(0, count: size - written)
     }
 
-    private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, into buffer: inout ByteBuffer) throws {
+    private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, depth: Int, into buffer: inout ByteBuffer) throws {
         let attributes = s.qapAttributes()
         let count = s.qapKind == .null ? 0 : s.qapCount
         let tagged = (s.qapKind == .language || s.qapKind == .pairlist) && hasTags(s)
@@ -139,10 +154,10 @@ extension QAP1SEXP {
         header(type | (attributes.isEmpty ? 0 : XT.hasAttributes), content, into: &buffer)
         if !attributes.isEmpty {
             var list = 0
-            for (name, value) in attributes { list += try encodedSize(source: value) + 4 + ((name.utf8.count + 4) & ~3) }
+            for (name, value) in attributes { list += try encodedSize(value, depth: depth + 1) + 4 + ((name.utf8.count + 4) & ~3) }
             header(XT.listTag, list, into: &buffer)
             for (name, value) in attributes {
-                try encode(source: value, into: &buffer)
+                try encode(value, depth: depth + 1, into: &buffer)
                 symbol(name, into: &buffer)
             }
         }
@@ -183,14 +198,14 @@ extension QAP1SEXP {
             try s.withQAPBytes { buffer.writeBytes($0) }
             buffer.writeRepeatingByte(0, count: ((4 + count + 3) & ~3) - 4 - count)
         case .list, .expression:
-            for i in 0..<count { try encode(source: s.qapElement(i), into: &buffer) }
+            for i in 0..<count { try encode(s.qapElement(i), depth: depth + 1, into: &buffer) }
         case .symbol:
             let name = s.qapSymbolName
             let written = buffer.writeString(name)
             buffer.writeRepeatingByte(0, count: ((name.utf8.count + 4) & ~3) - written)
         case .language, .pairlist:
             for i in 0..<count {
-                try encode(source: s.qapElement(i), into: &buffer)
+                try encode(s.qapElement(i), depth: depth + 1, into: &buffer)
                 if tagged {
                     let tag = s.qapTag(i) ?? ""
                     if tag.isEmpty { header(XT.null, 0, into: &buffer) } else { symbol(tag, into: &buffer) }
@@ -198,8 +213,8 @@ extension QAP1SEXP {
             }
         case .closure:
             if let (formals, body) = s.qapClosureParts {
-                try encode(source: formals, into: &buffer)
-                try encode(source: body, into: &buffer)
+                try encode(formals, depth: depth + 1, into: &buffer)
+                try encode(body, depth: depth + 1, into: &buffer)
             }
         case .unknown(let t):
             buffer.writeInteger(t, endianness: .little)

@@ -54,6 +54,15 @@ struct QAP1ServerTests {
         }
     }
 
+    @Test func deeplyNestedResultIsAnErrorNotACrash() async throws {
+        try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { (r: QAP1Client) async throws -> Void in
+            await #expect(throws: QAP1Client.Failure.self) {
+                _ = try await r.eval("x <- 1L; for (i in 1:5000) x <- list(x); x")
+            }
+            #expect(try await r.eval("length(x)") == .integer([1]))
+        }
+    }
+
     @Test func outOfBandMessagesReachTheClient() async throws {
         let seen = Recorder()
         try await QAP1Client.withConnection(host: "127.0.0.1", port: port, outOfBand: { code, value, expectsReply in

@@ -77,6 +77,9 @@ enum { RG_EVAL_OK = 0, RG_EVAL_ERROR = 1, RG_EVAL_TIMEOUT = 2, RG_EVAL_CANCELLED
 /// Evaluates element `index` of `exprs` in the global environment like the console does.
 /// On success `*value` is preserved (release it) and `*visible` is R_Visible.
 int rg_eval_expr(rg_sexp exprs, long index, rg_sexp *value, int *visible);
+/// Evaluates `expr` in the global environment without rgate's condition handlers (as Rserve
+/// does): errors are printed by R and set geterrmessage(); warnings stay in R's own list.
+int rg_eval_plain(rg_sexp expr, rg_sexp *value, int *visible);
 /// Evaluates `expr` (a language object or symbol) in the global environment.
 int rg_eval(rg_sexp expr, rg_sexp *value, int *visible);
 /// Prints `value` like the console's auto-print (print/show). Returns an RG_EVAL_* status.
