@@ -777,3 +777,48 @@ static void install_oob_functions(SEXP env) {
 extern SEXP R_ClosureExpr(SEXP);
 rg_sexp rg_formals(rg_sexp x) { return FORMALS((SEXP)x); }
 rg_sexp rg_closure_body(rg_sexp x) { return R_ClosureExpr((SEXP)x); }
+
+typedef struct arena_block { struct arena_block *next; char data[]; } arena_block;
+typedef struct { SEXP x; const char **pointers; int *lengths; arena_block *arena; int failed; } table_args;
+
+static void do_string_table(void *data) {
+    table_args *a = data;
+    R_xlen_t n = XLENGTH(a->x);
+    for (R_xlen_t i = 0; i < n; i++) {
+        SEXP s = STRING_ELT(a->x, i);
+        if (s == NA_STRING) { a->pointers[i] = NULL; a->lengths[i] = -1; continue; }
+        cetype_t ce = getCharCE(s);
+        if (ce == CE_UTF8 || (ce == CE_NATIVE && utf8locale_checked()) || IS_ASCII_STRING(s)) {
+            a->pointers[i] = CHAR(s);
+            a->lengths[i] = LENGTH(s);
+            continue;
+        }
+        const void *vmax = vmaxget();
+        const char *utf8 = ce == CE_BYTES ? NULL : translateCharUTF8(s);
+        int len;
+        const char *src;
+        if (utf8) { src = utf8; len = (int)strlen(utf8); }
+        else { src = escape_bytes(s, &len); }
+        arena_block *b = malloc(sizeof(arena_block) + (size_t)len + 1);
+        if (!b) { vmaxset(vmax); a->failed = 1; return; }
+        memcpy(b->data, src, (size_t)len);
+        b->data[len] = 0;
+        b->next = a->arena;
+        a->arena = b;
+        vmaxset(vmax);
+        a->pointers[i] = b->data;
+        a->lengths[i] = len;
+    }
+}
+
+int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena) {
+    table_args a = { (SEXP)x, pointers, lengths, NULL, 0 };
+    int ok = R_ToplevelExec(do_string_table, &a);
+    *arena = a.arena;
+    return ok && !a.failed ? 0 : -1;
+}
+
+void rg_string_table_free(void *arena) {
+    arena_block *b = arena;
+    while (b) { arena_block *next = b->next; free(b); b = next; }
+}

@@ -62,10 +62,10 @@ extension REngine {
         let (deadlineArmed, _) = armDeadline(options.timeout)
         var value: rg_sexp?
         var visible: Int32 = 0
-        let status = rg_eval(object.sexp, &value, &visible)
+        let status = options.captureConditions ? rg_eval(object.sexp, &value, &visible) : rg_eval_plain(object.sexp, &value, &visible)
         if deadlineArmed { rg_set_deadline(0) }
         result.visible = visible != 0
-        collectWarnings(into: &result)
+        if options.captureConditions { collectWarnings(into: &result) }
         var kept: RObject?
         if status == Int32(RG_EVAL_OK), let value {
             kept = RObject(preserved: value)
@@ -75,7 +75,7 @@ extension REngine {
             result.error = makeError(status: status, index: 0, timeout: options.timeout)
             _ = rg_flush_warnings(1)
         }
-        result.messages = stringVector(rg_recorded_messages())
+        if options.captureConditions { result.messages = stringVector(rg_recorded_messages()) }
         if result.error == nil, options.convertValue, let kept {
             result.value = try? convert(kept.sexp)
         }

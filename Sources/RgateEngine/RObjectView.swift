@@ -117,6 +117,25 @@ public struct RObjectView {
         return try body(UnsafeRawBufferPointer(start: p, count: n))
     }
 
+    /// Every string at once, as (pointer, length) pairs (pointer nil for NA), valid only inside
+    /// `body`: one call into R for the whole vector instead of one per element.
+    public func withStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
+        let n = Int(rg_length(sexp))
+        var pointers = [UnsafePointer<CChar>?](repeating: nil, count: n)
+        var lengths = [Int32](repeating: 0, count: n)
+        var arena: UnsafeMutableRawPointer?
+        let rc = pointers.withUnsafeMutableBufferPointer { p in
+            lengths.withUnsafeMutableBufferPointer { l in rg_string_table(sexp, p.baseAddress, l.baseAddress, &arena) }
+        }
+        defer { rg_string_table_free(arena) }
+        guard rc == 0 else { throw EngineError("R could not provide the strings of a vector of \(n) elements") }
+        return try pointers.withUnsafeBufferPointer { p in
+            try lengths.withUnsafeBufferPointer { l in
+                try p.withMemoryRebound(to: UnsafePointer<UInt8>?.self) { try body($0, l) }
+            }
+        }
+    }
+
     /// String `i` as UTF-8 (nil for NA), valid only inside `body`.
     public func withString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T {
         var length: Int32 = 0

@@ -33,6 +33,30 @@ public protocol QAP1SEXPSource {
     func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T
     /// String `i` as UTF-8 bytes, or nil for NA; valid only inside `body`.
     func withQAPString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T
+    /// Every string at once, as (start, length) pairs, start nil for NA; valid only inside `body`.
+    /// The default calls ``withQAPString(_:_:)`` per element; sources with a cheaper bulk
+    /// access override it.
+    func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T
+}
+
+extension QAP1SEXPSource {
+    public func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
+        // Copy every string into one buffer, then point into it.
+        var bytes: [UInt8] = []
+        var offsets: [Int] = []
+        var lengths: [Int32] = []
+        for i in 0..<qapCount {
+            withQAPString(i) { str in
+                offsets.append(bytes.count)
+                if let str { bytes.append(contentsOf: str); lengths.append(Int32(str.count)) } else { lengths.append(-1) }
+            }
+        }
+        bytes.append(0)
+        return try bytes.withUnsafeBufferPointer { base in
+            let pointers: [UnsafePointer<UInt8>?] = offsets.indices.map { lengths[$0] < 0 ? nil : base.baseAddress! + offsets[$0] }
+            return try pointers.withUnsafeBufferPointer { p in try lengths.withUnsafeBufferPointer { l in try body(p, l) } }
+        }
+    }
 }
 
 extension QAP1SEXP {
@@ -84,12 +108,14 @@ extension QAP1SEXP {
         case .double: n += 8 * count
         case .complex: n += 16 * count
         case .character:
-            var bytes = 0
-            for i in 0..<count {
-                bytes += s.withQAPString(i) { str in
-                    guard let str else { return 2 }
-                    return str.count + 1 + (str.first == 0xFF ? 1 : 0)
+            let bytes = try s.withQAPStrings { pointers, lengths in
+                var total = 0
+                for i in 0..<pointers.count {
+                    guard let p = pointers[i] else { total += 2; continue }
+                    let length = Int(lengths[i])
+                    total += length + 1 + (length > 0 && p[0] == 0xFF ? 1 : 0)
                 }
+                return total
             }
             n += (bytes + 3) & ~3
         case .list, .expression:
@@ -178,19 +204,28 @@ extension QAP1SEXP {
         case .double, .complex:
             try s.withQAPDoubles { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) }
         case .character:
-            var bytes = 0
-            for i in 0..<count {
-                bytes += s.withQAPString(i) { str -> Int in
-                    guard let str else {
-                        buffer.writeBytes([0xFF, 0])
-                        return 2
-                    }
-                    var n = 0
-                    if str.first == 0xFF { buffer.writeInteger(UInt8(0xFF)); n += 1 }
-                    buffer.writeBytes(str)
-                    buffer.writeInteger(UInt8(0))
-                    return n + str.count + 1
+            let bytes = try s.withQAPStrings { pointers, lengths -> Int in
+                // One pass over raw memory: each string, a NUL; NA as FF 00; a leading FF doubled.
+                var total = 0
+                for i in 0..<pointers.count {
+                    guard let p = pointers[i] else { total += 2; continue }
+                    let length = Int(lengths[i])
+                    total += length + 1 + (length > 0 && p[0] == 0xFF ? 1 : 0)
                 }
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+                    var o = 0
+                    for i in 0..<pointers.count {
+                        guard let p = pointers[i] else { out[o] = 0xFF; out[o + 1] = 0; o += 2; continue }
+                        let length = Int(lengths[i])
+                        if length > 0 && p[0] == 0xFF { out[o] = 0xFF; o += 1 }
+                        if length > 0 { (out.baseAddress! + o).copyMemory(from: p, byteCount: length) }
+                        o += length
+                        out[o] = 0
+                        o += 1
+                    }
+                    return o
+                }
+                return total
             }
             buffer.writeRepeatingByte(0x01, count: ((bytes + 3) & ~3) - bytes)
         case .raw:

@@ -39,7 +39,10 @@ final class QAP1Session {
     }
 
     private var options: EvaluationOptions {
-        EvaluationOptions(printVisible: false, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
+        var options = EvaluationOptions(printVisible: false, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
+        // Like Rserve: no console transcript to build, so no condition recording per request.
+        options.captureConditions = false
+        return options
     }
 
     func serve() -> SessionEndReason {

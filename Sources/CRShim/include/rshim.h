@@ -130,6 +130,12 @@ const uint8_t *rg_raw(rg_sexp x);
 /// May allocate to translate a non-UTF-8 string; runs under R_ToplevelExec.
 const char *rg_string_elt(rg_sexp x, int64_t i, int *length);
 rg_sexp rg_vector_elt(rg_sexp x, int64_t i);
+/// Every element of a character vector as UTF-8 at once: `pointers[i]`/`lengths[i]`, with
+/// `lengths[i] = -1` for NA. Pointers stay valid while `x` is protected and until
+/// rg_string_table_free(*arena) (translated strings live in the arena). Returns 0, or -1 when R
+/// could not produce the strings (e.g. out of memory expanding a compact vector).
+int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena);
+void rg_string_table_free(void *arena);
 /// The attribute pairlist; walk it with rg_car/rg_cdr/rg_tag_name.
 rg_sexp rg_attributes(rg_sexp x);
 rg_sexp rg_car(rg_sexp x);
