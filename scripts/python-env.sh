@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the Python virtualenv that the benchmarks use to run the seed
-# server (rpy2) and, later, an Rserve client (pyRserve). Idempotent: a venv that
-# already has the pinned versions is left as it is.
+# server (rpy2) and the Rserve client tests (pyRserve + pytest, Tests/clients).
+# Idempotent: a venv that already has the pinned versions is left as it is.
 #
 # Usage:
 #   scripts/python-env.sh            # prints the venv path on its last line
 #   VENV=$(scripts/python-env.sh | tail -n 1)
 #   "$VENV/bin/python" -c 'import rpy2.robjects as r; print(r.r("1+1"))'
+#   "$VENV/bin/python" -m pytest Tests/clients -q     # client compatibility tests
 #
 # Environment:
 #   RGATE_VENV     where the venv lives (default: $HOME/.cache/rgate/venv)
@@ -28,6 +29,10 @@ venv=${RGATE_VENV:-$HOME/.cache/rgate/venv}
 python=${RGATE_PYTHON:-python3}
 rpy2_version=3.5.17
 pyrserve_version=1.0.4
+pytest_version=8.3.4
+pytest_timeout_version=2.3.1
+pluggy_version=1.5.0
+iniconfig_version=2.0.0
 
 log() { printf 'python-env: %s\n' "$*" >&2; }
 
@@ -50,12 +55,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 # Already complete? Then do nothing (no network).
-if "$venv/bin/python" - "$rpy2_version" "$pyrserve_version" >/dev/null 2>&1 <<'PY'
+if "$venv/bin/python" - "$rpy2_version" "$pyrserve_version" "$pytest_version" "$pytest_timeout_version" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
 import numpy
 assert version("rpy2") == sys.argv[1], "rpy2"
 assert version("pyRserve") == sys.argv[2], "pyRserve"
+assert version("pytest") == sys.argv[3], "pytest"
+assert version("pytest-timeout") == sys.argv[4], "pytest-timeout"
 assert int(numpy.__version__.split(".")[0]) < 2, "numpy"
 import rpy2.robjects as ro
 assert ro.r("1+1")[0] == 2
@@ -64,10 +71,12 @@ PY
 then
   log "venv is complete"
 else
-  log "installing rpy2==$rpy2_version pyRserve==$pyrserve_version numpy<2 (rpy2 compiles against R)"
+  log "installing rpy2==$rpy2_version pyRserve==$pyrserve_version numpy<2 pytest==$pytest_version (rpy2 compiles against R)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   "$venv/bin/python" -m pip install --quiet \
-    "rpy2==$rpy2_version" "pyRserve==$pyrserve_version" "numpy<2"
+    "rpy2==$rpy2_version" "pyRserve==$pyrserve_version" "numpy<2" \
+    "pytest==$pytest_version" "pytest-timeout==$pytest_timeout_version" \
+    "pluggy==$pluggy_version" "iniconfig==$iniconfig_version"
   "$venv/bin/python" -c 'import rpy2.robjects as ro, pyRserve; assert ro.r("1+1")[0] == 2' \
     || { log "rpy2 installed but cannot evaluate R (try R_HOME=\$(R RHOME) LD_LIBRARY_PATH=\$(R RHOME)/lib)"; exit 1; }
   log "venv ready"

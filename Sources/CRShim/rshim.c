@@ -381,6 +381,13 @@ static const char *bootstrap_code =
     "  oob$self.oobSend <- function(what, code = 0L) invisible(.Call(.rgate_oob_send, what, code))\n"
     "  oob$self.oobMessage <- function(what, code = 0L) .Call(.rgate_oob_message, what, code)\n"
     "  do.call('attach', list(oob, pos = 2L, name = 'rgate:oob', warn.conflicts = FALSE))\n"
+    "  # Code written for Rserve calls Rserve::self.oobSend or library(Rserve): route those to rgate.\n"
+    "  setHook(packageEvent('Rserve', 'onLoad'), function(...) {\n"
+    "    ns <- asNamespace('Rserve')\n"
+    "    for (f in c('self.oobSend', 'self.oobMessage')) if (exists(f, envir = ns, inherits = FALSE)) {\n"
+    "      unlockBinding(f, ns); assign(f, get(f, envir = oob), envir = ns); lockBinding(f, ns)\n"
+    "    }\n"
+    "  })\n"
     "  rec$print <- function() { x <- rec$value; rec$value <- NULL; if (isS4(x)) methods::show(x) else print(x) }\n"
     "  function(after_error) {\n"
     "    ws <- Filter(function(w) isTRUE(w$deferred), rec$warnings)\n"
@@ -821,4 +828,10 @@ int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena
 void rg_string_table_free(void *arena) {
     arena_block *b = arena;
     while (b) { arena_block *next = b->next; free(b); b = next; }
+}
+
+void rg_reset_session_state(void) {
+    rg_set_errmessage("");
+    SET_SYMVALUE(install("last.warning"), R_UnboundValue);
+    SET_SYMVALUE(R_LastvalueSymbol, R_NilValue);
 }

@@ -129,6 +129,12 @@ extension REngine {
         return EvaluationError(code: status == Int32(RG_PARSE_INCOMPLETE) ? .parseIncomplete : status == Int32(RG_PARSE_ERROR) ? .parseInvalid : .rejected, message: text)
     }
 
+    /// Forgets what earlier evaluations left in R's session-wide state (`geterrmessage()`,
+    /// `last.warning`, `.Last.value`).
+    public func resetSessionState() {
+        rg_reset_session_state()
+    }
+
     /// Sets what `geterrmessage()` returns.
     public func setErrorMessage(_ text: String) {
         rg_set_errmessage(text)

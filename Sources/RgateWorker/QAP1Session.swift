@@ -164,7 +164,7 @@ final class QAP1Session {
         } catch {
             return respond(error: error.status)
         }
-        if !authenticated && command != .login {
+        if !authenticated && command != .login && command != .switchProtocol && command != .keyRequest {
             // As Rserve: anything before a required login is refused and the connection closed.
             _ = respond(error: .authFailed)
             ended = .protocolError
@@ -260,7 +260,13 @@ final class QAP1Session {
             }
         }
         guard returnValue else { return respondOK() }
-        guard let object else { return respondOK(value: .null) }
+        guard let object else {
+            // Code with no expression: Rserve returns the (empty) parse result, expression().
+            var payload = ByteBuffer()
+            QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: 4, into: &payload)
+            payload.writeInteger(UInt32(QAP1SEXP.XT.vectorExp), endianness: .little)
+            return respond(.responseOK, payload: payload)
+        }
         return respondOK(object: object)
     }
 
@@ -463,7 +469,8 @@ final class QAP1Session {
         if command == .serEEval, evaluation.error == nil, let first = result {
             (evaluation, result) = withHardLimit { engine.evaluate(object: first, options: options) }
         }
-        guard evaluation.error == nil, let result else { return respond(error: .rError) }
+        // Rserve answers a failed serEval with status 1 (RSclient shows "status code 0x1").
+        guard evaluation.error == nil, let result else { return respond(error: QAP1Status(rawValue: 1)) }
         guard case .success(let null) = engine.makeObjectResult(.null),
               case .success(let bytes) = engine.callBase("serialize", [result, null]) else { return respond(error: .rError) }
         let payload = bytes.withRawBytes { ByteBuffer(bytes: $0) } ?? ByteBuffer()

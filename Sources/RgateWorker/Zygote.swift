@@ -104,6 +104,8 @@ public enum Zygote {
         // Collect now: children then start far from a collection, which would touch (and so
         // copy-on-write) every page of the heap they share with the zygote.
         _ = engine.evaluate("invisible(gc(full = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
+        // Sessions must not see the warm-up: no error message, no warnings, no last value.
+        engine.resetSessionState()
     }
 
     private static func reap(_ children: inout Set<pid_t>, control: ControlSocket) {

@@ -100,6 +100,9 @@ void rg_set_last_value(rg_sexp value);
 /// Calls base::`name`(args...) under R_ToplevelExec (errors are recorded and printed like any
 /// other). On success `*result` is preserved. Returns an RG_EVAL_* status.
 int rg_call_base(const char *name, const rg_sexp *args, int count, rg_sexp *result);
+/// Forgets what earlier evaluations left in R's session-wide state (`geterrmessage()`,
+/// `last.warning`, `.Last.value`), so a new session starts as a fresh R does.
+void rg_reset_session_state(void);
 /// Sets the text geterrmessage() returns.
 void rg_set_errmessage(const char *text);
 
