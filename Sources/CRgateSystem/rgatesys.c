@@ -2,6 +2,9 @@
 #include "rgatesys.h"
 
 #include <crypt.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -184,3 +187,51 @@ int rgs_rlimit_fsize(void) { return RLIMIT_FSIZE; }
 int rgs_rlimit_nofile(void) { return RLIMIT_NOFILE; }
 int rgs_rlimit_core(void) { return RLIMIT_CORE; }
 void rgs_ignore_sigxfsz(void) { signal(SIGXFSZ, SIG_IGN); }
+
+void rgs_malloc_trim(void) { malloc_trim(0); }
+
+static _Atomic uint64_t watchdog_deadline = 0; // CLOCK_MONOTONIC ns; 0 = disarmed
+static unsigned watchdog_period_ms = 50;
+
+static uint64_t monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *watchdog_main(void *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); // signals belong to the main (R) thread
+    struct timespec period = { watchdog_period_ms / 1000, (long)(watchdog_period_ms % 1000) * 1000000L };
+    for (;;) {
+        nanosleep(&period, NULL);
+        uint64_t d = atomic_load_explicit(&watchdog_deadline, memory_order_relaxed);
+        if (d != 0 && monotonic_ns() >= d) {
+            // The request ran past its limit and R did not stop: end the process the way the
+            // supervisor recognises (SIGALRM, default action: terminate).
+            signal(SIGALRM, SIG_DFL);
+            kill(getpid(), SIGALRM);
+            nanosleep(&period, NULL);
+            _exit(124);
+        }
+    }
+    return NULL;
+}
+
+int rgs_watchdog_start(unsigned period_ms) {
+    watchdog_period_ms = period_ms ? period_ms : 50;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, watchdog_main, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+void rgs_watchdog_arm(uint64_t ms_from_now) {
+    atomic_store_explicit(&watchdog_deadline, ms_from_now ? monotonic_ns() + ms_from_now * 1000000ull : 0, memory_order_relaxed);
+}

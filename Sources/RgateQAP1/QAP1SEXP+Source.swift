@@ -69,6 +69,18 @@ extension QAP1SEXP {
         try encode(source, depth: 0, into: &buffer)
     }
 
+    /// Encodes `source` after whatever `prefix` writes, which is told the encoded size first
+    /// (for message and parameter headers), walking the object for its size only once.
+    public static func encode<S: QAP1SEXPSource>(
+        source: S, into buffer: inout ByteBuffer, prefix: (_ encodedSize: Int, _ buffer: inout ByteBuffer) -> Void
+    ) throws {
+        let content = try contentSize(source, depth: 0)
+        let total = content + (content > 0xff_fff0 ? 8 : 4)
+        buffer.reserveCapacity(minimumWritableBytes: total + 32)
+        prefix(total, &buffer)
+        try write(source, content: content, depth: 0, into: &buffer)
+    }
+
     /// The encoded size of a source, header included.
     public static func encodedSize<S: QAP1SEXPSource>(source: S) throws -> Int {
         try encodedSize(source, depth: 0)

@@ -168,6 +168,7 @@ public final class RgateServer: Service, Sendable {
                 try worker.control.send(.assign(work), passing: client)
                 admitted = false // the slot is released when the monitor sees the session end
                 close(client)
+                if !work.sharedSession { pool.replenish() }
                 logger.debug("session started", metadata: ["session.id": "\(id)", "worker.pid": "\(worker.pid)", "protocol": "\(wireProtocol)"])
                 return
             } catch {

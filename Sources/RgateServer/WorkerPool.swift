@@ -183,6 +183,9 @@ final class WorkerPool: Sendable {
         }
     }
 
+    /// Asks the zygote for replacements; called after a hand-off, so the fork does not delay it.
+    func replenish() { refill() }
+
     /// Asks the zygote for enough spares to cover the target plus everyone waiting.
     private func refill() {
         let request = state.withLock { s -> (ControlSocket, UInt32)? in
@@ -202,10 +205,7 @@ final class WorkerPool: Sendable {
     /// Takes a warm session process, waiting up to the configured time for one.
     func checkout() async throws -> SpareWorker {
         let immediate = state.withLock { s -> SpareWorker? in s.spares.isEmpty ? nil : s.spares.removeFirst() }
-        if let immediate {
-            refill()
-            return immediate
-        }
+        if let immediate { return immediate } // the caller refills after the hand-off (``replenish()``)
         let id = state.withLock { s -> UInt64 in s.nextWaiterID += 1; return s.nextWaiterID }
         let timeout = configuration.workerWaitTimeout
         return try await withThrowingTaskGroup(of: SpareWorker?.self) { group in

@@ -14,18 +14,10 @@ struct ClientConnection {
         case failed(Int32)
     }
 
-    /// Waits up to `timeoutMilliseconds` (0 = forever) for bytes and appends them to `buffer`.
-    func read(into buffer: inout ByteBuffer, timeoutMilliseconds: UInt32) -> ReadResult {
-        var pfd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        while true {
-            let rc = poll(&pfd, 1, timeoutMilliseconds == 0 ? -1 : Int32(clamping: timeoutMilliseconds))
-            if rc == 0 { return .timedOut }
-            if rc < 0 {
-                if errno == EINTR { continue }
-                return .failed(errno)
-            }
-            break
-        }
+    /// Reads available bytes into `buffer`, waiting at most the socket's receive timeout
+    /// (SO_RCVTIMEO, set once per connection by ``setIdleTimeout(milliseconds:)``): one system
+    /// call per read.
+    func read(into buffer: inout ByteBuffer) -> ReadResult {
         var result: Int = 0
         var failure: Int32 = 0
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 << 10) { ptr in
@@ -34,7 +26,14 @@ struct ClientConnection {
             return max(result, 0)
         }
         if result > 0 { return .data(result) }
-        return result == 0 ? .eof : .failed(failure)
+        if result == 0 { return .eof }
+        return failure == EAGAIN || failure == EWOULDBLOCK ? .timedOut : .failed(failure)
+    }
+
+    /// Makes reads give up after `milliseconds` without data (0: wait forever).
+    func setIdleTimeout(milliseconds: UInt32) {
+        var tv = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Writes all of `buffer`; false when the peer is gone or the send timeout passed.

@@ -17,7 +17,7 @@ final class QAP1Session {
     let assignment: SessionAssignment
     let control: ControlSocket
     let passwords: RservePasswordFile?
-    private let salt = RservePasswordFile.makeSalt()
+    private lazy var salt: String = RservePasswordFile.makeSalt()
     private var authenticated: Bool
     private var decoder: QAP1MessageDecoder
     private var buffer = ByteBuffer()
@@ -46,7 +46,9 @@ final class QAP1Session {
     }
 
     func serve() -> SessionEndReason {
-        let identification = QAP1Identification.make(authRequired: passwords != nil, plainText: true, salt: salt)
+        let identification = passwords == nil
+            ? QAP1Identification.make()
+            : QAP1Identification.make(authRequired: true, plainText: true, salt: salt)
         guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
         engine.cancelWhenPeerCloses(client.descriptor)
@@ -95,7 +97,7 @@ final class QAP1Session {
             } catch {
                 return .end(.protocolError)
             }
-            switch client.read(into: &buffer, timeoutMilliseconds: assignment.idleTimeoutMilliseconds) {
+            switch client.read(into: &buffer) {
             case .data: continue
             case .timedOut: return .end(.idleTimeout)
             case .failed: return .end(.ioError)
@@ -123,15 +125,13 @@ final class QAP1Session {
 
     /// Encodes a result straight from R's memory into the response (one copy of the data).
     private func respondOK(object: RObject) -> Bool {
-        let view = object.view
         var out = ByteBuffer()
         do {
-            let size = try QAP1SEXP.encodedSize(source: view)
-            let paramHeader = size > 0xff_fff0 ? 8 : 4
-            out.reserveCapacity(QAP1Header.size + paramHeader + size)
-            QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &out)
-            QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &out)
-            try QAP1SEXP.encode(source: view, into: &out)
+            try QAP1SEXP.encode(source: object.view, into: &out) { size, buffer in
+                let paramHeader = size > 0xff_fff0 ? 8 : 4
+                QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &buffer)
+                QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &buffer)
+            }
         } catch {
             engine.setErrorMessage("Error: the result could not be encoded: \(error)\n")
             return respond(error: .rError)
@@ -273,9 +273,9 @@ final class QAP1Session {
     private func withHardLimit<T>(_ body: () -> T) -> T {
         if let timeout {
             let ms = UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000)
-            _ = rgs_set_alarm_ms(ms + UInt64(assignment.killGraceMilliseconds))
+            rgs_watchdog_arm(ms + UInt64(assignment.killGraceMilliseconds))
         }
-        defer { if timeout != nil { _ = rgs_set_alarm_ms(0) } }
+        defer { if timeout != nil { rgs_watchdog_arm(0) } }
         return body()
     }
 
@@ -352,6 +352,7 @@ final class QAP1Session {
             return false
         }
         client = ClientConnection(descriptor: attached)
+        client.setIdleTimeout(milliseconds: assignment.idleTimeoutMilliseconds)
         engine.cancelWhenPeerCloses(attached)
         buffer.clear()
         decoder = QAP1MessageDecoder(maximumPayloadBytes: assignment.maxRequestBytes)

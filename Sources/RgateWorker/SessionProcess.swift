@@ -13,6 +13,7 @@ struct SessionProcess {
     let control: ControlSocket
 
     func run() -> Never {
+        var watchdogStarted = false
         rgs_set_process_name("rgate-session")
         do {
             _ = try engine.adoptForkedProcess()
@@ -29,6 +30,10 @@ struct SessionProcess {
                 continue
             }
             applyLimits(assignment)
+            if assignment.evalTimeoutMilliseconds > 0 && !watchdogStarted {
+                // Hard time limit without a system call per request (see rgs_watchdog_arm).
+                watchdogStarted = rgs_watchdog_start(50) == 0
+            }
             let reason = serve(client: client, assignment: assignment)
             shutdown(client, Int32(SHUT_RDWR))
             close(client)
@@ -56,6 +61,7 @@ struct SessionProcess {
         setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        ClientConnection(descriptor: client).setIdleTimeout(milliseconds: assignment.idleTimeoutMilliseconds)
         switch assignment.wireProtocol {
         case .text:
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)

@@ -41,7 +41,7 @@ struct TextSession {
                 return .protocolError
             }
             buffer.discardReadBytes()
-            switch client.read(into: &buffer, timeoutMilliseconds: assignment.idleTimeoutMilliseconds) {
+            switch client.read(into: &buffer) {
             case .data:
                 continue
             case .timedOut:
@@ -102,10 +102,10 @@ struct TextSession {
         }
         // The hard limit: if R does not stop at the deadline (C code, BLAS), the process dies.
         if let timeout {
-            _ = rgs_set_alarm_ms(UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000) + UInt64(assignment.killGraceMilliseconds))
+            rgs_watchdog_arm(UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000) + UInt64(assignment.killGraceMilliseconds))
         }
         let evaluation = code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
-        if timeout != nil { _ = rgs_set_alarm_ms(0) }
+        if timeout != nil { rgs_watchdog_arm(0) }
         engine.onQuit = nil
 
         var text = evaluation.transcript

@@ -106,6 +106,8 @@ public enum Zygote {
         _ = engine.evaluate("invisible(gc(full = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
         // Sessions must not see the warm-up: no error message, no warnings, no last value.
         engine.resetSessionState()
+        // Give freed heap back: every fork copies the page tables of what stays mapped.
+        rgs_malloc_trim()
     }
 
     private static func reap(_ children: inout Set<pid_t>, control: ControlSocket) {

@@ -50,4 +50,13 @@ int rgs_rlimit_nofile(void);
 int rgs_rlimit_core(void);
 /// Ignores SIGXFSZ, so writes past RLIMIT_FSIZE fail with EFBIG instead of killing the process.
 void rgs_ignore_sigxfsz(void);
+/// Returns freed heap memory to the system (glibc malloc_trim), so a process that forks copies
+/// fewer page-table entries.
+void rgs_malloc_trim(void);
+/// Starts a watchdog thread that raises SIGALRM in this process once the deadline set with
+/// rgs_watchdog_arm passes (checked every `period_ms`). Arming and disarming are plain memory
+/// writes, with no system call on the request path. Returns 0 on success.
+int rgs_watchdog_start(unsigned period_ms);
+/// Sets the kill deadline to `ms_from_now` milliseconds from now; 0 disarms.
+void rgs_watchdog_arm(uint64_t ms_from_now);
 #endif
