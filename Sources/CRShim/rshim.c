@@ -835,3 +835,5 @@ void rg_reset_session_state(void) {
     SET_SYMVALUE(install("last.warning"), R_UnboundValue);
     SET_SYMVALUE(R_LastvalueSymbol, R_NilValue);
 }
+
+int rg_is_altrep(rg_sexp x) { return ALTREP((SEXP)x) ? 1 : 0; }

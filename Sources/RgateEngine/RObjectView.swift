@@ -117,6 +117,20 @@ public struct RObjectView {
         return try body(UnsafeRawBufferPointer(start: p, count: n))
     }
 
+    /// The data of an integer, double or complex vector in R's memory, when it already exists
+    /// there (not a compact ALTREP vector that would have to be expanded): stays valid while the
+    /// owning ``RObject`` lives and R does not modify it.
+    public var stableData: UnsafeRawBufferPointer? {
+        let n = Int(rg_length(sexp))
+        guard n > 0, rg_is_altrep(sexp) == 0 else { return nil }
+        switch kind {
+        case .integer: return rg_integer(sexp).map { UnsafeRawBufferPointer(start: $0, count: 4 * n) }
+        case .double: return rg_real(sexp).map { UnsafeRawBufferPointer(start: $0, count: 8 * n) }
+        case .complex: return rg_complex(sexp).map { UnsafeRawBufferPointer(start: $0, count: 16 * n) }
+        default: return nil
+        }
+    }
+
     /// Every string at once, as (pointer, length) pairs (pointer nil for NA), valid only inside
     /// `body`: one call into R for the whole vector instead of one per element.
     public func withStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {

@@ -33,6 +33,11 @@ public protocol QAP1SEXPSource {
     func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T
     /// String `i` as UTF-8 bytes, or nil for NA; valid only inside `body`.
     func withQAPString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T
+    /// Numeric (integer, logical-as-int, double, complex) or raw data that stays valid and
+    /// unchanged for as long as the encoded output is in use, so that large vectors can be sent
+    /// from where they are (scatter-gather) instead of being copied. Nil (the default) means
+    /// "copy it".
+    var qapStableData: UnsafeRawBufferPointer? { get }
     /// Every string at once, as (start, length) pairs, start nil for NA; valid only inside `body`.
     /// The default calls ``withQAPString(_:_:)`` per element; sources with a cheaper bulk
     /// access override it.
@@ -40,6 +45,8 @@ public protocol QAP1SEXPSource {
 }
 
 extension QAP1SEXPSource {
+    public var qapStableData: UnsafeRawBufferPointer? { nil }
+
     public func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
         // Copy every string into one buffer, then point into it.
         var bytes: [UInt8] = []
@@ -69,6 +76,23 @@ extension QAP1SEXP {
         try encode(source, depth: 0, into: &buffer)
     }
 
+    /// Encodes `source` like ``encode(source:into:prefix:)``, but leaves the data of numeric
+    /// vectors of at least `externalThreshold` bytes where they are (when the source offers it
+    /// with ``QAP1SEXPSource/qapStableData``): each such block is listed in `external` with the
+    /// buffer offset it belongs at. Sending `buffer` with those blocks spliced in (writev) gives the
+    /// same bytes without copying the bulk data.
+    public static func encode<S: QAP1SEXPSource>(
+        source: S, into buffer: inout ByteBuffer, external: inout [(offset: Int, data: UnsafeRawBufferPointer)],
+        externalThreshold: Int = 256 << 10, prefix: (_ encodedSize: Int, _ buffer: inout ByteBuffer) -> Void
+    ) throws {
+        let content = try contentSize(source, depth: 0)
+        let total = content + (content > 0xff_fff0 ? 8 : 4)
+        prefix(total, &buffer)
+        var splices = Splices(threshold: externalThreshold, blocks: [])
+        try write(source, content: content, depth: 0, into: &buffer, splices: &splices)
+        external = splices.blocks
+    }
+
     /// Encodes `source` after whatever `prefix` writes, which is told the encoded size first
     /// (for message and parameter headers), walking the object for its size only once.
     public static func encode<S: QAP1SEXPSource>(
@@ -78,7 +102,8 @@ extension QAP1SEXP {
         let total = content + (content > 0xff_fff0 ? 8 : 4)
         buffer.reserveCapacity(minimumWritableBytes: total + 32)
         prefix(total, &buffer)
-        try write(source, content: content, depth: 0, into: &buffer)
+        var none = Splices.none
+        try write(source, content: content, depth: 0, into: &buffer, splices: &none)
     }
 
     /// The encoded size of a source, header included.
@@ -86,10 +111,22 @@ extension QAP1SEXP {
         try encodedSize(source, depth: 0)
     }
 
+    /// Where large blocks go when they are not copied.
+    struct Splices {
+        var threshold: Int
+        var blocks: [(offset: Int, data: UnsafeRawBufferPointer)]
+        static var none: Splices { Splices(threshold: .max, blocks: []) }
+    }
+
     private static func encode<S: QAP1SEXPSource>(_ source: S, depth: Int, into buffer: inout ByteBuffer) throws {
+        var none = Splices.none
+        try encode(source, depth: depth, into: &buffer, splices: &none)
+    }
+
+    private static func encode<S: QAP1SEXPSource>(_ source: S, depth: Int, into buffer: inout ByteBuffer, splices: inout Splices) throws {
         let content = try contentSize(source, depth: depth)
-        buffer.reserveCapacity(minimumWritableBytes: content + 8)
-        try write(source, content: content, depth: depth, into: &buffer)
+        if splices.threshold == .max { buffer.reserveCapacity(minimumWritableBytes: content + 8) }
+        try write(source, content: content, depth: depth, into: &buffer, splices: &splices)
     }
 
     private static func encodedSize<S: QAP1SEXPSource>(_ source: S, depth: Int) throws -> Int {
@@ -168,7 +205,7 @@ extension QAP1SEXP {
         buffer.writeRepeatingByte(0, count: size - written)
     }
 
-    private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, depth: Int, into buffer: inout ByteBuffer) throws {
+    private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, depth: Int, into buffer: inout ByteBuffer, splices: inout Splices) throws {
         let attributes = s.qapAttributes()
         let count = s.qapKind == .null ? 0 : s.qapCount
         let tagged = (s.qapKind == .language || s.qapKind == .pairlist) && hasTags(s)
@@ -195,7 +232,7 @@ extension QAP1SEXP {
             for (name, value) in attributes { list += try encodedSize(value, depth: depth + 1) + 4 + ((name.utf8.count + 4) & ~3) }
             header(XT.listTag, list, into: &buffer)
             for (name, value) in attributes {
-                try encode(value, depth: depth + 1, into: &buffer)
+                try encode(value, depth: depth + 1, into: &buffer, splices: &splices)
                 symbol(name, into: &buffer)
             }
         }
@@ -211,10 +248,14 @@ extension QAP1SEXP {
                 }
             }
             buffer.writeRepeatingByte(0xFF, count: ((4 + count + 3) & ~3) - 4 - count)
-        case .integer:
-            try s.withQAPInt32s { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) } // little-endian host
-        case .double, .complex:
-            try s.withQAPDoubles { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) }
+        case .integer, .double, .complex:
+            if count * (s.qapKind == .integer ? 4 : s.qapKind == .double ? 8 : 16) >= splices.threshold, let data = s.qapStableData {
+                splices.blocks.append((buffer.writerIndex, data)) // sent from where it is
+            } else if s.qapKind == .integer {
+                try s.withQAPInt32s { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) } // little-endian host
+            } else {
+                try s.withQAPDoubles { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) }
+            }
         case .character:
             let bytes = try s.withQAPStrings { pointers, lengths -> Int in
                 // One pass over raw memory: each string, a NUL; NA as FF 00; a leading FF doubled.
@@ -245,14 +286,14 @@ extension QAP1SEXP {
             try s.withQAPBytes { buffer.writeBytes($0) }
             buffer.writeRepeatingByte(0, count: ((4 + count + 3) & ~3) - 4 - count)
         case .list, .expression:
-            for i in 0..<count { try encode(s.qapElement(i), depth: depth + 1, into: &buffer) }
+            for i in 0..<count { try encode(s.qapElement(i), depth: depth + 1, into: &buffer, splices: &splices) }
         case .symbol:
             let name = s.qapSymbolName
             let written = buffer.writeString(name)
             buffer.writeRepeatingByte(0, count: ((name.utf8.count + 4) & ~3) - written)
         case .language, .pairlist:
             for i in 0..<count {
-                try encode(s.qapElement(i), depth: depth + 1, into: &buffer)
+                try encode(s.qapElement(i), depth: depth + 1, into: &buffer, splices: &splices)
                 if tagged {
                     let tag = s.qapTag(i) ?? ""
                     if tag.isEmpty { header(XT.null, 0, into: &buffer) } else { symbol(tag, into: &buffer) }
@@ -260,8 +301,8 @@ extension QAP1SEXP {
             }
         case .closure:
             if let (formals, body) = s.qapClosureParts {
-                try encode(formals, depth: depth + 1, into: &buffer)
-                try encode(body, depth: depth + 1, into: &buffer)
+                try encode(formals, depth: depth + 1, into: &buffer, splices: &splices)
+                try encode(body, depth: depth + 1, into: &buffer, splices: &splices)
             }
         case .unknown(let t):
             buffer.writeInteger(t, endianness: .little)

@@ -30,6 +30,48 @@ struct ClientConnection {
         return failure == EAGAIN || failure == EWOULDBLOCK ? .timedOut : .failed(failure)
     }
 
+    /// Writes `buffer` with external blocks spliced in at their offsets, in one writev when
+    /// possible; false when the peer is gone or the send timeout passed.
+    func writeAll(_ buffer: ByteBuffer, splicing external: [(offset: Int, data: UnsafeRawBufferPointer)]) -> Bool {
+        if external.isEmpty { return writeAll(buffer) }
+        return buffer.withUnsafeReadableBytes { raw in
+            var pieces: [UnsafeRawBufferPointer] = []
+            var last = 0
+            for (offset, data) in external {
+                if offset > last { pieces.append(UnsafeRawBufferPointer(rebasing: raw[last..<offset])) }
+                pieces.append(data)
+                last = offset
+            }
+            if last < raw.count { pieces.append(UnsafeRawBufferPointer(rebasing: raw[last...])) }
+            var index = 0
+            var skip = 0 // bytes of pieces[index] already sent
+            while index < pieces.count {
+                var iov: [iovec] = []
+                for i in index..<min(pieces.count, index + 64) {
+                    let p = pieces[i]
+                    let start = i == index ? skip : 0
+                    iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: p.baseAddress! + start), iov_len: p.count - start))
+                }
+                // sendmsg rather than writev: MSG_NOSIGNAL, so a vanished peer is an error, not SIGPIPE.
+                var n = iov.withUnsafeMutableBufferPointer { vectors -> Int in
+                    var message = msghdr()
+                    message.msg_iov = vectors.baseAddress
+                    message.msg_iovlen = vectors.count
+                    return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+                }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                while n > 0 && index < pieces.count {
+                    let left = pieces[index].count - skip
+                    if n >= left { n -= left; index += 1; skip = 0 } else { skip += n; n = 0 }
+                }
+            }
+            return true
+        }
+    }
+
     /// Makes reads give up after `milliseconds` without data (0: wait forever).
     func setIdleTimeout(milliseconds: UInt32) {
         var tv = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)

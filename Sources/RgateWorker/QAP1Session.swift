@@ -126,8 +126,10 @@ final class QAP1Session {
     /// Encodes a result straight from R's memory into the response (one copy of the data).
     private func respondOK(object: RObject) -> Bool {
         var out = ByteBuffer()
+        var external: [(offset: Int, data: UnsafeRawBufferPointer)] = []
         do {
-            try QAP1SEXP.encode(source: object.view, into: &out) { size, buffer in
+            // Large numeric vectors are sent from R's memory (writev), not copied.
+            try QAP1SEXP.encode(source: object.view, into: &out, external: &external) { size, buffer in
                 let paramHeader = size > 0xff_fff0 ? 8 : 4
                 QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &buffer)
                 QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &buffer)
@@ -136,7 +138,7 @@ final class QAP1Session {
             engine.setErrorMessage("Error: the result could not be encoded: \(error)\n")
             return respond(error: .rError)
         }
-        return client.writeAll(out)
+        return withExtendedLifetime(object) { client.writeAll(out, splicing: external) }
     }
 
     private func respondOK(value: RValue) -> Bool {

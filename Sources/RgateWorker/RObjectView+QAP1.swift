@@ -35,6 +35,7 @@ extension RObjectView: QAP1SEXPSource {
     public func withQAPDoubles<T>(_ body: (UnsafeBufferPointer<Double>) throws -> T) throws -> T { try withDoubles(body) }
     public func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T { try withBytes(body) }
     public func withQAPString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T { try withString(i, body) }
+    public var qapStableData: UnsafeRawBufferPointer? { stableData }
     public func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
         try withStrings(body)
     }

@@ -154,6 +154,8 @@ rg_sexp rg_closure_body(rg_sexp x);
 /// A one-line deparse of `x` (at most `capacity` - 1 bytes). Returns 0 on success.
 int rg_deparse(rg_sexp x, char *out, size_t capacity);
 int rg_is_s4(rg_sexp x);
+/// Non-zero for ALTREP objects (compact sequences, deferred strings, ...).
+int rg_is_altrep(rg_sexp x);
 int rg_r_isna(double x);
 double rg_na_real(void);
 int rg_na_integer(void);
