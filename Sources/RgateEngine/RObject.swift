@@ -9,6 +9,22 @@ public import RgateModel
 public final class RObject {
     let sexp: rg_sexp
 
+    /// String tables built for character vectors inside this object, reused by repeated walks
+    /// (an encoder's size pass and write pass); freed with the object.
+    var stringTables: [UnsafeMutableRawPointer: StringTable] = [:]
+
+    final class StringTable {
+        var pointers: [UnsafePointer<UInt8>?]
+        var lengths: [Int32]
+        var arena: UnsafeMutableRawPointer?
+        init(pointers: [UnsafePointer<UInt8>?], lengths: [Int32], arena: UnsafeMutableRawPointer?) {
+            self.pointers = pointers
+            self.lengths = lengths
+            self.arena = arena
+        }
+        deinit { rg_string_table_free(arena) }
+    }
+
     /// Takes ownership of one preservation of `sexp`.
     init(preserved sexp: rg_sexp) { self.sexp = sexp }
 

@@ -134,19 +134,27 @@ public struct RObjectView {
     /// Every string at once, as (pointer, length) pairs (pointer nil for NA), valid only inside
     /// `body`: one call into R for the whole vector instead of one per element.
     public func withStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
-        let n = Int(rg_length(sexp))
-        var pointers = [UnsafePointer<CChar>?](repeating: nil, count: n)
-        var lengths = [Int32](repeating: 0, count: n)
-        var arena: UnsafeMutableRawPointer?
-        let rc = pointers.withUnsafeMutableBufferPointer { p in
-            lengths.withUnsafeMutableBufferPointer { l in rg_string_table(sexp, p.baseAddress, l.baseAddress, &arena) }
-        }
-        defer { rg_string_table_free(arena) }
-        guard rc == 0 else { throw EngineError("R could not provide the strings of a vector of \(n) elements") }
-        return try pointers.withUnsafeBufferPointer { p in
-            try lengths.withUnsafeBufferPointer { l in
-                try p.withMemoryRebound(to: UnsafePointer<UInt8>?.self) { try body($0, l) }
+        let key = UnsafeMutableRawPointer(sexp)
+        let table: RObject.StringTable
+        if let cached = owner.stringTables[key] {
+            table = cached
+        } else {
+            let n = Int(rg_length(sexp))
+            var pointers = [UnsafePointer<CChar>?](repeating: nil, count: n)
+            var lengths = [Int32](repeating: 0, count: n)
+            var arena: UnsafeMutableRawPointer?
+            let rc = pointers.withUnsafeMutableBufferPointer { p in
+                lengths.withUnsafeMutableBufferPointer { l in rg_string_table(sexp, p.baseAddress, l.baseAddress, &arena) }
             }
+            guard rc == 0 else {
+                rg_string_table_free(arena)
+                throw EngineError("R could not provide the strings of a vector of \(n) elements")
+            }
+            table = RObject.StringTable(pointers: pointers.map { $0.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) } }, lengths: lengths, arena: arena)
+            owner.stringTables[key] = table
+        }
+        return try table.pointers.withUnsafeBufferPointer { p in
+            try table.lengths.withUnsafeBufferPointer { l in try body(p, l) }
         }
     }
 
