@@ -31,10 +31,12 @@ public final class QAP1Client: Sendable {
     private let inbound: NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let outOfBand: OutOfBandHandler?
-    /// The server's 32-byte identification (e.g. `Rsrv0103QAP1...`).
+    private let host: String
+    /// The server's 32-byte identification (e.g. `Rsrv0103QAP1...`; empty for an attached session).
     public let identification: [UInt8]
 
-    private init(inbound: NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, identification: [UInt8], outOfBand: OutOfBandHandler?) {
+    private init(inbound: NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, identification: [UInt8], host: String, outOfBand: OutOfBandHandler?) {
+        self.host = host
         self.inbound = inbound
         self.outbound = outbound
         self.identification = identification
@@ -43,7 +45,8 @@ public final class QAP1Client: Sendable {
 
     /// True when the server announced that a login is required.
     public var requiresLogin: Bool {
-        stride(from: 16, to: 32, by: 4).contains { i in
+        guard identification.count == 32 else { return false }
+        return stride(from: 16, to: 32, by: 4).contains { i in
             let attr = Array(identification[i..<i + 4])
             return attr == Array("ARpt".utf8) || attr == Array("ARuc".utf8)
         }
@@ -71,9 +74,70 @@ public final class QAP1Client: Sendable {
             guard id.starts(with: Array("Rsrv01".utf8)), Array(id[8..<12]) == Array("QAP1".utf8) else {
                 throw Failure(status: .connectionBroken, message: "not a QAP1 server: \(String(decoding: id.prefix(12), as: UTF8.self))")
             }
-            let client = QAP1Client(inbound: iterator, outbound: outbound, identification: id, outOfBand: outOfBand)
+            let client = QAP1Client(inbound: iterator, outbound: outbound, identification: id, host: host, outOfBand: outOfBand)
             if let user {
                 try await client.login(user: user, password: password ?? "")
+            }
+            return try await body(client)
+        }
+    }
+
+    /// A session left running on the server by ``detach()``: where and how to resume it.
+    public struct DetachedSession: Sendable, Hashable {
+        /// The host to connect to (the one this client used).
+        public var host: String
+        /// The port the server opened for this session.
+        public var port: Int
+        /// The 32-byte key that resumes it.
+        public var key: [UInt8]
+    }
+
+    /// Detaches the session: the server keeps its R (and everything in it) and closes this
+    /// connection; resume it with ``withAttachedSession(_:outOfBand:_:)``. The connection must
+    /// not be used afterwards.
+    public func detach() async throws -> DetachedSession {
+        try detachedSession(from: try await request(.detachSession, []))
+    }
+
+    /// Detaches the session and evaluates `code` while detached; the attaching client gets the
+    /// outcome (an error status when the code failed).
+    public func detachedVoidEval(_ code: String) async throws -> DetachedSession {
+        try detachedSession(from: try await request(.detachedVoidEval, [.string(code)]))
+    }
+
+    private func detachedSession(from payload: ByteBuffer) throws -> DetachedSession {
+        let parameters = try QAP1Parameter.parse(payload)
+        guard parameters.count >= 2, case .int(let port) = parameters[0], case .bytes(let key) = parameters[1],
+              key.readableBytes == 32 else {
+            throw Failure(status: .invalidParameter, message: "the server's detach answer is not a port and a 32-byte key")
+        }
+        return DetachedSession(host: host, port: Int(port), key: Array(key.readableBytesView))
+    }
+
+    /// Resumes a detached session: connects to its port, presents the key, runs `body`, closes.
+    public static func withAttachedSession<T: Sendable>(
+        _ session: DetachedSession, maximumMessageBytes: UInt64 = 1 << 34, outOfBand: OutOfBandHandler? = nil,
+        _ body: @Sendable (QAP1Client) async throws -> T
+    ) async throws -> T {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(host: session.host, port: session.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QAP1ClientDecoder(maximumPayloadBytes: maximumMessageBytes, identified: true)))
+                    return try NIOAsyncChannel<QAP1ClientFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: session.key))
+            let iterator = NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box(inbound.makeAsyncIterator())
+            guard case .frame(.message(let resumed))? = try await iterator.next() else {
+                throw Failure(status: .connectionBroken, message: "the server did not resume the session")
+            }
+            let client = QAP1Client(inbound: iterator, outbound: outbound, identification: [], host: session.host, outOfBand: outOfBand)
+            guard resumed.header.command.isOK else {
+                // detachedVoidEval's code failed while detached.
+                let message = (try? await client.eval("geterrmessage()").strings?.first ?? nil) ?? "the detached evaluation failed"
+                throw Failure(status: resumed.header.command.status, message: message.hasSuffix("\n") ? String(message.dropLast()) : message)
             }
             return try await body(client)
         }
@@ -180,11 +244,12 @@ enum QAP1ClientFrame: Sendable {
 
 struct QAP1ClientDecoder: NIOSingleStepByteToMessageDecoder {
     typealias InboundOut = QAP1ClientFrame
-    private var identified = false
+    private var identified: Bool
     private var messages: QAP1MessageDecoder
 
-    init(maximumPayloadBytes: UInt64) {
+    init(maximumPayloadBytes: UInt64, identified: Bool = false) {
         messages = QAP1MessageDecoder(maximumPayloadBytes: maximumPayloadBytes)
+        self.identified = identified
     }
 
     mutating func decode(buffer: inout ByteBuffer) throws -> QAP1ClientFrame? {

@@ -112,6 +112,22 @@ struct QAP1ServerTests {
         #expect(body.suffix(8).withUnsafeBytes { $0.loadUnaligned(as: Double.self) } == 42)
     }
 
+    @Test func swiftClientDetachesAndAttaches() async throws {
+        let detached = try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { r in
+            try await r.voidEval("state <- 'kept'")
+            return try await r.detach()
+        }
+        #expect(detached.key.count == 32)
+        let value = try await QAP1Client.withAttachedSession(detached) { r in try await r.eval("state") }
+        #expect(value == .character(["kept"]))
+
+        let again = try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { r in
+            try await r.detachedVoidEval("later <- 6 * 7")
+        }
+        let later = try await QAP1Client.withAttachedSession(again) { r in try await r.eval("later") }
+        #expect(later == .double([42]))
+    }
+
     @Test func sessionsAreIsolated() async throws {
         try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { r in try await r.voidEval("only_here <- 1") }
         try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { (r: QAP1Client) async throws -> Void in
