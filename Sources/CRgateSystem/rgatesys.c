@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/resource.h>
+#include <grp.h>
 #include <unistd.h>
 
 ssize_t rgs_send_with_fd(int socket, const void *bytes, size_t length, int fd) {
@@ -234,4 +235,17 @@ int rgs_watchdog_start(unsigned period_ms) {
 
 void rgs_watchdog_arm(uint64_t ms_from_now) {
     atomic_store_explicit(&watchdog_deadline, ms_from_now ? monotonic_ns() + ms_from_now * 1000000ull : 0, memory_order_relaxed);
+}
+
+int rgs_become_user(unsigned uid, unsigned gid, const char *directory, unsigned max_processes, int parent_death_signal) {
+    if (directory && chown(directory, uid, gid) != 0) return -1;
+    if (max_processes > 0) {
+        struct rlimit r = { max_processes, max_processes };
+        if (setrlimit(RLIMIT_NPROC, &r) != 0) return -1;
+    }
+    if (setgroups(0, NULL) != 0) return -1;
+    if (setresgid(gid, gid, gid) != 0) return -1;
+    if (setresuid(uid, uid, uid) != 0) return -1;
+    if (parent_death_signal) prctl(PR_SET_PDEATHSIG, parent_death_signal, 0, 0, 0);
+    return 0;
 }

@@ -38,6 +38,8 @@ extension ServerConfiguration {
         "shared_session": "one shared R for text connections",
         "shutdown_grace": "seconds sessions may finish after SIGTERM",
         "log_level": "trace ... critical",
+        "session_uids": "as root: each session runs as its own unprivileged user",
+        "max_processes": "processes per session (with session_uids)",
     ]
 
     /// Applies one setting given as text.
@@ -88,6 +90,8 @@ extension ServerConfiguration {
         case "memory_limit": memoryLimitBytes = value == "0" ? nil : try size()
         case "max_file_size": fileSizeLimitBytes = try size()
         case "shared_session": sharedSession = try flag()
+        case "session_uids": sessionUIDs = try flag()
+        case "max_processes": maxProcesses = try count(minimum: 1)
         case "shutdown_grace": shutdownGrace = try seconds(allowZero: false) ?? .zero
         case "log_level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {

@@ -20,6 +20,10 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// Most sessions running at once; more connections wait (up to `workerWaitTimeout`) for one
     /// to end, then are told the server is busy.
     public var maxSessions: Int = 64
+    /// When started as root: run each session as its own unprivileged user (uid 100000 + pid).
+    public var sessionUIDs: Bool = true
+    /// Most processes a session may have (fork bombs); enforced per session user.
+    public var maxProcesses: Int = 256
     /// How many warm session processes to keep ready.
     public var warmWorkers: Int = 4
     /// Wall-clock limit per request (`nil`: none).

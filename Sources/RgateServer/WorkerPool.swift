@@ -85,6 +85,8 @@ final class WorkerPool: Sendable {
         ]
         var overrides = baseOverrides
         if let file = configuration.qapPasswordFile { overrides["RGATE_QAP_PASSWORD_FILE"] = file }
+        overrides["RGATE_SESSION_UIDS"] = configuration.sessionUIDs ? "on" : "off"
+        overrides["RGATE_MAX_PROCESSES"] = String(configuration.maxProcesses)
         for (key, value) in overrides {
             env.append("\(key)=\(value)")
             seen.insert(key)

@@ -15,11 +15,24 @@ struct SessionProcess {
     func run() -> Never {
         var watchdogStarted = false
         rgs_set_process_name("rgate-session")
+        let directory: String
         do {
-            _ = try engine.adoptForkedProcess()
+            directory = try engine.adoptForkedProcess()
         } catch {
             WorkerLog.error("\(error)")
             engine.exitProcess(status: 71)
+        }
+        if let base = settings.uidBase {
+            // Its own user: no signals to or reads of other sessions or the server; fork bombs
+            // stop at the process limit.
+            let uid = base + UInt32(getpid())
+            guard rgs_become_user(uid, uid, directory, settings.maxProcesses, SIGKILL) == 0 else {
+                WorkerLog.error("cannot drop the session to uid \(uid): errno \(errno)")
+                engine.exitProcess(status: 71)
+            }
+            if getppid() == 1 { engine.exitProcess(status: 0) } // the zygote went away meanwhile
+            setenv("HOME", directory, 1)
+            setenv("USER", "rgate-\(uid)", 1)
         }
         while true {
             let received: (message: ControlMessage, descriptor: Int32?)?

@@ -43,6 +43,12 @@ public enum Zygote {
                 exit(78)
             }
         }
+        if getuid() == 0, getenv("RGATE_SESSION_UIDS").map({ String(cString: $0) }) != "off" {
+            settings.uidBase = 100_000
+        }
+        if let limit = getenv("RGATE_MAX_PROCESSES").flatMap({ UInt32(String(cString: $0)) }) {
+            settings.maxProcesses = limit
+        }
         let sigchld = rgs_sigchld_fd()
         guard sigchld >= 0 else {
             WorkerLog.error("signalfd failed: errno \(errno)")
@@ -171,6 +177,11 @@ enum WorkerLog {
 struct WorkerSettings {
     /// Rserve-style password file for QAP1 logins; nil when logins are not required.
     var passwords: RservePasswordFile?
+    /// When the worker runs as root: each session process becomes its own unprivileged user
+    /// (`uidBase` + its pid), so sessions cannot signal or read each other or the server, and
+    /// `maxProcesses` limits each one's processes. Nil: sessions keep the worker's user.
+    var uidBase: UInt32?
+    var maxProcesses: UInt32 = 256
 
     static func loadPasswords(_ path: String) throws -> RservePasswordFile {
         guard let file = fopen(path, "r") else { throw AuthConfigurationError("\(path): cannot open (errno \(errno))") }

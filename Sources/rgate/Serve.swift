@@ -74,6 +74,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("shared-session"), help: "Serve all text connections from one R, as the seed server did.")
     var sharedSession = false
 
+    @Option(name: .customLong("session-uids"), help: "As root: run each session as its own unprivileged user (on/off). [on]")
+    var sessionUIDs: String?
+
+    @Option(name: .customLong("max-processes"), help: "Processes per session (fork bombs), with session uids. [256]")
+    var maxProcesses: String?
+
     @Option(name: .customLong("shutdown-grace"), help: "Seconds running sessions may finish after SIGTERM. [10]")
     var shutdownGrace: String?
 
@@ -92,6 +98,7 @@ struct Serve: AsyncParsableCommand {
             ("max_request_size", maxRequestSize), ("max_qap_message_size", maxQAPMessageSize), ("max_output_size", maxOutputSize),
             ("max_sessions", maxSessions), ("session_wait", sessionWait), ("memory_limit", memoryLimit),
             ("max_file_size", maxFileSize), ("shutdown_grace", shutdownGrace), ("log_level", logLevel),
+            ("session_uids", sessionUIDs), ("max_processes", maxProcesses),
         ]
         for case let (key, value?) in options { o.append((key, value)) }
         if allowShutdown { o.append(("allow_shutdown", "true")) }

@@ -89,6 +89,26 @@ struct LifecycleTests {
         #expect(other.evaluate("1") == "[1] 1\n")
     }
 
+    @Test(.enabled(if: getuid() == 0, "needs root to switch users"))
+    func asRootEachSessionIsItsOwnUserWithAProcessLimit() throws {
+        let server = try ServerProcess(["--max-processes", "8"])
+        defer { server.stop() }
+        let supervisor = server.process.processIdentifier
+        let a = try RawConnection(port: server.textPort)
+        let b = try RawConnection(port: server.textPort)
+        let ua = try #require(a.evaluate("cat(system('id -u', intern = TRUE), tempdir())"))
+        let ub = try #require(b.evaluate("cat(system('id -u', intern = TRUE), tempdir())"))
+        let (uidA, dirA) = (ua.split(separator: " ")[0], ua.split(separator: " ")[1])
+        #expect(uidA != ub.split(separator: " ")[0])
+        #expect(uidA != "0")
+        // Another session's files, the server process and root's files are out of reach.
+        #expect(b.evaluate("cat(file.access('\(dirA)', 4), tools::pskill(\(supervisor), 0L), file.access('/root', 2))") == "-1 FALSE -1")
+        // A fork bomb stops at the limit; the session goes on.
+        let refused = try #require(a.evaluate("p <- lapply(1:20, function(i) try(parallel::mcparallel(Sys.sleep(2)), silent = TRUE)); cat(sum(sapply(p, inherits, 'try-error')))"))
+        #expect((Int(refused) ?? 0) >= 10)
+        #expect(a.evaluate("1") == "[1] 1\n")
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let server = try ServerProcess(["--idle-timeout", "0.5"])
         defer { server.stop() }

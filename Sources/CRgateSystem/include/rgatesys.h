@@ -59,4 +59,8 @@ void rgs_malloc_trim(void);
 int rgs_watchdog_start(unsigned period_ms);
 /// Sets the kill deadline to `ms_from_now` milliseconds from now; 0 disarms.
 void rgs_watchdog_arm(uint64_t ms_from_now);
+/// Drops this process to `uid`/`gid` (no supplementary groups), after giving it `directory`
+/// and limiting it to `max_processes` processes for that uid (fork bombs). Sets the parent-death
+/// signal again (a credential change clears it). Returns 0 on success, else -1 with errno.
+int rgs_become_user(unsigned uid, unsigned gid, const char *directory, unsigned max_processes, int parent_death_signal);
 #endif
