@@ -14,12 +14,18 @@
 #   RGATE_VARIANTS    the rgate servers to measure, ';'-separated `name:args` (args
 #                     word-split), default "default:;shared:--shared-session". Each
 #                     variant is its own server process, started as
-#                       $RGATE_BIN serve --text-port P --workers $RGATE_WORKERS $RGATE_ARGS <args>
+#                       $RGATE_BIN serve --text-port P --workers $RGATE_WORKERS [--qap-port off] $RGATE_ARGS <args>
 #                     (a variant's own --workers comes later and so wins) and ready
-#                     once it prints "rgate: listening text ...".
+#                     once it prints "rgate: listening text ...". Leading NAME=VALUE
+#                     words of a variant are put in its environment instead, e.g.
+#                     "thp:GLIBC_TUNABLES=glibc.malloc.hugetlb=1" (the zygote
+#                     inherits the supervisor's environment).
 #   RGATE_WORKERS     --workers for every variant (default 4)
 #   RGATE_ARGS        extra arguments for every variant (default empty), e.g.
-#                     "--log-level warning"
+#                     "--log-level warning". If the binary has a --qap-port option
+#                     (its default is a fixed port, which several variants running at
+#                     once would fight over), "--qap-port off" is added before these
+#                     unless RGATE_ARGS names --qap-port itself.
 #   RGATE_VENV        venv with rpy2 (made by scripts/python-env.sh if incomplete)
 #   RGATE_SEED_DIR    default: "$(git rev-parse --show-toplevel)/../shared/seed"
 #   BENCH_SECONDS     seconds per textload run (default 3)
@@ -38,7 +44,8 @@
 # alternate run by run, so drift on the machine spreads over all of them). Each
 # run: 20 unrecorded warm-up requests, then BENCH_SECONDS of load. Printed: every
 # run as a JSON line, then a table of medians over rounds with ratios against the
-# seed for the same configuration. "Session start latency" is the p50 of fresh
+# seed in fresh mode with the same number of connections (so a keep row compares
+# rgate's per-request cost on an open connection with the seed's only mode). "Session start latency" is the p50 of fresh
 # mode with 1 connection: connect, send, evaluate, full reply. Raw lines go to
 # Benchmarks/results/text-vs-seed.jsonl and the table to
 # Benchmarks/results/text-vs-seed.txt (ignored by git). With the defaults and
@@ -159,6 +166,10 @@ declare -A variant_args
 if [ -n "${RGATE_BIN:-}" ]; then
   if [ -x "$RGATE_BIN" ]; then
     RGATE_BIN=$(cd "$(dirname "$RGATE_BIN")" && pwd)/$(basename "$RGATE_BIN")
+    if [[ " ${common_args[*]-} " != *" --qap-port"* ]] &&
+       "$RGATE_BIN" serve --help 2>/dev/null | grep -q -- '--qap-port'; then
+      common_args=(--qap-port off ${common_args[@]+"${common_args[@]}"})
+    fi
     IFS=';' read -r -a variant_list <<<"$variants_spec"
     for spec in "${variant_list[@]}"; do
       [ -n "${spec//[[:space:]]/}" ] || continue
@@ -182,7 +193,13 @@ start_server seed '' env -u PYTHONUNBUFFERED "$py" "$seed_dir/rpyserve.py" \
 for server in "${servers[@]}"; do
   [ "$server" = seed ] && continue
   read -r -a vargs <<<"${variant_args[$server]}"
-  start_server "$server" 'rgate: listening text' "$RGATE_BIN" serve --text-port @PORT@ \
+  venv_words=()
+  while [ "${#vargs[@]}" -gt 0 ] && [[ "${vargs[0]}" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do
+    venv_words+=("${vargs[0]}")
+    vargs=("${vargs[@]:1}")
+  done
+  start_server "$server" 'rgate: listening text' env ${venv_words[@]+"${venv_words[@]}"} \
+    "$RGATE_BIN" serve --text-port @PORT@ \
     --workers "$workers" ${common_args[@]+"${common_args[@]}"} ${vargs[@]+"${vargs[@]}"} \
     || { log "cannot start $server"; exit 1; }
 done
@@ -191,6 +208,8 @@ mkdir -p "$root/Benchmarks/results"
 raw="$work/raw.jsonl"
 : >"$raw"
 started=$SECONDS
+# Other work on the machine skews every figure: the load average is reported with the table.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 for round in $(seq "$rounds"); do
   for config in "${configs[@]}"; do
     mode=${config%%:*} conns=${config#*:}
@@ -209,11 +228,14 @@ for round in $(seq "$rounds"); do
     done
   done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 log "measured for $((SECONDS - started)) s"
 cp "$raw" "$root/Benchmarks/results/text-vs-seed.jsonl"
 
 {
-  echo "rgate: ${RGATE_BIN:-none}; --workers $workers; RGATE_ARGS='${RGATE_ARGS:-}'"
+  echo "rgate: ${RGATE_BIN:-none}; common arguments: --workers $workers ${common_args[*]-}"
+  echo "machine: $(nproc) CPUs; load average before $load_before, after $load_after" \
+    "(before: near 0 on a quiet machine; the benchmark itself keeps about 2 CPUs busy)"
   for server in "${servers[@]}"; do
     [ "$server" = seed ] || echo "  $server: ${variant_args[$server]:-(no extra arguments)}"
   done

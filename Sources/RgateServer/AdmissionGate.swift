@@ -25,6 +25,15 @@ final class AdmissionGate: Sendable {
 
     var active: Int { state.withLock { $0.active } }
 
+    /// Takes a slot only if one is free now (and nobody is waiting for one).
+    func tryAcquire() -> Bool {
+        state.withLock { s in
+            guard s.active < capacity, s.waiters.isEmpty else { return false }
+            s.active += 1
+            return true
+        }
+    }
+
     /// Takes a slot, waiting up to `timeout`; false when none became free (or the queue is full).
     func acquire(timeout: Duration) async -> Bool {
         enum Immediate { case admitted, refused, wait(UInt64) }

@@ -90,7 +90,9 @@ public final class RgateServer: Service, Sendable {
                 for (listener, proto) in bound {
                     group.addTask {
                         await withDiscardingTaskGroup { connections in
-                            for await client in listener.connections() {
+                            // Most connections are handed off on the accept thread itself; only those
+                            // that must wait (no free slot or warm worker) go through a task.
+                            for await client in listener.connections(fastPath: { self.handOffNow(client: $0, wireProtocol: proto) }) {
                                 connections.addTask { await self.handOff(client: client, wireProtocol: proto) }
                             }
                         }
@@ -136,6 +138,38 @@ public final class RgateServer: Service, Sendable {
             memoryLimitBytes: UInt64(configuration.memoryLimitBytes ?? 0),
             fileSizeLimitBytes: UInt64(configuration.fileSizeLimitBytes),
             openFilesLimit: UInt32(clamping: configuration.openFilesLimit))
+    }
+
+    /// Hands a connection to a warm session process at once when a slot and a worker are free;
+    /// false (nothing done) otherwise. Runs on the accept thread: no task hop on the fast path.
+    private func handOffNow(client: Int32, wireProtocol: WireProtocol) -> Bool {
+        guard !(configuration.sharedSession && wireProtocol == .text) else { return false }
+        guard gate.tryAcquire() else { return false }
+        guard let worker = pool.tryCheckout() else {
+            gate.release()
+            return false
+        }
+        let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
+        let copy = dup(client)
+        guard copy >= 0 else {
+            gate.release()
+            worker.control.close()
+            return false
+        }
+        let work = assignment(for: wireProtocol, id: id)
+        monitor.watch(pid: worker.pid, control: worker.control, client: SessionMonitor.Client(sessionID: id, descriptor: copy, wireProtocol: wireProtocol), shared: false)
+        do {
+            try worker.control.send(.assign(work), passing: client)
+        } catch {
+            // That spare is gone (the monitor cleans it up); let the slow path find another.
+            monitor.unwatch(control: worker.control, sessionID: id)
+            close(copy)
+            gate.release()
+            return false
+        }
+        close(client)
+        pool.replenish()
+        return true
     }
 
     /// Gives a connection to a session process. Never throws: failures are told to the client.

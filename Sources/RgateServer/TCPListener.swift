@@ -54,7 +54,9 @@ final class TCPListener: Sendable {
     }
 
     /// Accepted client sockets, until ``shutdown()``.
-    func connections() -> AsyncStream<Int32> {
+    /// - Parameter fastPath: tried on the accept thread first; when it takes the connection
+    ///   (returns true), the connection is not yielded to the stream.
+    func connections(fastPath: @escaping @Sendable (Int32) -> Bool = { _ in false }) -> AsyncStream<Int32> {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         Thread.detach(name: "rgate-accept") { [descriptor] in
             while true {
@@ -66,6 +68,7 @@ final class TCPListener: Sendable {
                     }
                     break
                 }
+                if fastPath(client) { continue }
                 if case .terminated = continuation.yield(client) {
                     close(client)
                     break

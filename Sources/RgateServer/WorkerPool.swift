@@ -86,6 +86,12 @@ final class WorkerPool: Sendable {
         var overrides = baseOverrides
         if let file = configuration.qapPasswordFile { overrides["RGATE_QAP_PASSWORD_FILE"] = file }
         overrides["RGATE_SESSION_UIDS"] = configuration.sessionUIDs ? "on" : "off"
+        // Transparent huge pages for R's heap in the zygote: every fork copies (and every exit
+        // frees) far fewer page-table entries; measured ~1.6-1.9x more fresh sessions per second.
+        let tunables = getenv("GLIBC_TUNABLES").map { String(cString: $0) }
+        if tunables?.contains("glibc.malloc.hugetlb") != true {
+            overrides["GLIBC_TUNABLES"] = [tunables, "glibc.malloc.hugetlb=1"].compactMap { $0 }.joined(separator: ":")
+        }
         overrides["RGATE_MAX_PROCESSES"] = String(configuration.maxProcesses)
         for (key, value) in overrides {
             env.append("\(key)=\(value)")
@@ -202,6 +208,11 @@ final class WorkerPool: Sendable {
                 logger.error("cannot ask the worker process for sessions: \(error)")
             }
         }
+    }
+
+    /// A warm session process if one is ready now.
+    func tryCheckout() -> SpareWorker? {
+        state.withLock { s in s.spares.isEmpty ? nil : s.spares.removeFirst() }
     }
 
     /// Takes a warm session process, waiting up to the configured time for one.

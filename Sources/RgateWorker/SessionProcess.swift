@@ -13,7 +13,6 @@ struct SessionProcess {
     let control: ControlSocket
 
     func run() -> Never {
-        var watchdogStarted = false
         rgs_set_process_name("rgate-session")
         let directory: String
         do {
@@ -34,6 +33,12 @@ struct SessionProcess {
             setenv("HOME", directory, 1)
             setenv("USER", "rgate-\(uid)", 1)
         }
+        // Touch what a first request touches (copy-on-write faults, code pages) while still a
+        // spare, so the client's first request does not wait for it; then forget it.
+        TextSession.warmUp(engine: engine)
+        engine.resetSessionState()
+        // The hard time limit's watchdog, started while still a spare (see rgs_watchdog_arm).
+        if rgs_watchdog_start(50) != 0 { WorkerLog.error("cannot start the watchdog thread") }
         while true {
             let received: (message: ControlMessage, descriptor: Int32?)?
             do { received = try control.receive() } catch { received = nil }
@@ -43,10 +48,6 @@ struct SessionProcess {
                 continue
             }
             applyLimits(assignment)
-            if assignment.evalTimeoutMilliseconds > 0 && !watchdogStarted {
-                // Hard time limit without a system call per request (see rgs_watchdog_arm).
-                watchdogStarted = rgs_watchdog_start(50) == 0
-            }
             let reason = serve(client: client, assignment: assignment)
             shutdown(client, Int32(SHUT_RDWR))
             close(client)
