@@ -34,8 +34,9 @@ struct SessionProcess {
             setenv("USER", "rgate-\(uid)", 1)
         }
         // Touch what a first request touches (copy-on-write faults, code pages) while still a
-        // spare, so the client's first request does not wait for it; then forget it.
-        TextSession.warmUp(engine: engine)
+        // spare, so the client's first request does not wait for it; then forget it. One small
+        // request only: each page touched here is a page this session no longer shares.
+        TextSession.warmUp(engine: engine, full: false)
         engine.resetSessionState()
         // The hard time limit's watchdog, started while still a spare (see rgs_watchdog_arm).
         if rgs_watchdog_start(50) != 0 { WorkerLog.error("cannot start the watchdog thread") }

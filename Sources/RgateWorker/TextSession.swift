@@ -120,12 +120,13 @@ struct TextSession {
     /// Serves a few requests over a socketpair inside the zygote, so that the Swift side of a
     /// session (decoding, encodings, replies; lazy symbol binding and type metadata) is set up
     /// once before forking rather than in every session.
-    static func warmUp(engine: REngine) {
+    static func warmUp(engine: REngine, full: Bool = true) {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { return }
         defer { close(fds[0]) }
         var requests = ByteBuffer()
-        for (encoding, code) in [("UTF-8", "1+1"), ("latin1", "'caf\u{e9}'"), ("UTF-8;status", "stop('x')")] {
+        let samples = [("UTF-8", "1+1"), ("latin1", "'caf\u{e9}'"), ("UTF-8;status", "stop('x')")]
+        for (encoding, code) in full ? samples : Array(samples.prefix(1)) {
             TextRequest(encodingName: encoding, options: [], code: ByteBuffer(string: code)).encode(into: &requests)
         }
         _ = requests.withUnsafeReadableBytes { send(fds[1], $0.baseAddress, $0.count, 0) }
