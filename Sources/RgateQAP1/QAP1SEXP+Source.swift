@@ -189,22 +189,6 @@ extension QAP1SEXP {
         return n
     }
 
-    private static func header(_ type: UInt8, _ length: Int, into buffer: inout ByteBuffer) {
-        if length > 0xff_fff0 {
-            buffer.writeInteger(UInt32(type | XT.large) | UInt32(truncatingIfNeeded: length & 0xff_ffff) << 8, endianness: .little)
-            buffer.writeInteger(UInt32(truncatingIfNeeded: length >> 24), endianness: .little)
-        } else {
-            buffer.writeInteger(UInt32(type) | UInt32(length) << 8, endianness: .little)
-        }
-    }
-
-    private static func symbol(_ name: String, into buffer: inout ByteBuffer) {
-        let size = (name.utf8.count + 4) & ~3
-        header(XT.symname, size, into: &buffer)
-        let written = buffer.writeString(name)
-        buffer.writeRepeatingByte(0, count: size - written)
-    }
-
     private static func write<S: QAP1SEXPSource>(_ s: S, content: Int, depth: Int, into buffer: inout ByteBuffer, splices: inout Splices) throws {
         let attributes = s.qapAttributes()
         let count = s.qapKind == .null ? 0 : s.qapCount
@@ -226,14 +210,14 @@ extension QAP1SEXP {
         case .closure: XT.clos
         case .unknown: XT.unknown
         }
-        header(type | (attributes.isEmpty ? 0 : XT.hasAttributes), content, into: &buffer)
+        writeHeader(type | (attributes.isEmpty ? 0 : XT.hasAttributes), content, into: &buffer)
         if !attributes.isEmpty {
             var list = 0
             for (name, value) in attributes { list += try encodedSize(value, depth: depth + 1) + 4 + ((name.utf8.count + 4) & ~3) }
-            header(XT.listTag, list, into: &buffer)
+            writeHeader(XT.listTag, list, into: &buffer)
             for (name, value) in attributes {
                 try encode(value, depth: depth + 1, into: &buffer, splices: &splices)
-                symbol(name, into: &buffer)
+                writeSymbol(name, into: &buffer)
             }
         }
         switch s.qapKind {
@@ -296,7 +280,7 @@ extension QAP1SEXP {
                 try encode(s.qapElement(i), depth: depth + 1, into: &buffer, splices: &splices)
                 if tagged {
                     let tag = s.qapTag(i) ?? ""
-                    if tag.isEmpty { header(XT.null, 0, into: &buffer) } else { symbol(tag, into: &buffer) }
+                    if tag.isEmpty { writeHeader(XT.null, 0, into: &buffer) } else { writeSymbol(tag, into: &buffer) }
                 }
             }
         case .closure:

@@ -123,7 +123,7 @@ public enum QAP1SEXP {
         return n
     }
 
-    private static func writeHeader(_ type: UInt8, _ length: Int, into buffer: inout ByteBuffer) {
+    static func writeHeader(_ type: UInt8, _ length: Int, into buffer: inout ByteBuffer) {
         if length > 0xff_fff0 {
             buffer.writeInteger(UInt32(type | XT.large) | UInt32(truncatingIfNeeded: length & 0xff_ffff) << 8, endianness: .little)
             buffer.writeInteger(UInt32(truncatingIfNeeded: length >> 24), endianness: .little)
@@ -132,7 +132,7 @@ public enum QAP1SEXP {
         }
     }
 
-    private static func writeSymbol(_ name: String, into buffer: inout ByteBuffer) {
+    static func writeSymbol(_ name: String, into buffer: inout ByteBuffer) {
         let size = symbolSize(name)
         writeHeader(XT.symname, size, into: &buffer)
         let written = buffer.writeString(name)
