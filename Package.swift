@@ -47,7 +47,10 @@ let package = Package(
         // Authentication: Rserve password files (plain, $md5, $sha1, unix crypt).
         .target(
             name: "RgateAuth",
-            dependencies: ["CRgateSystem", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CRgateSystem", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Messages between the supervisor, the zygote and session processes (unix sockets, fd passing).

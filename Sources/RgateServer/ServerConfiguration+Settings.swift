@@ -23,6 +23,7 @@ extension ServerConfiguration {
         "text_port": "text protocol port, 0 or off",
         "qap_port": "QAP1 port, 0 or off",
         "qap_password_file": "Rserve-style password file",
+        "qap_rsa_key_file": "PEM RSA key for RSA secure login",
         "allow_shutdown": "let QAP1 clients shut the server down",
         "workers": "warm session processes",
         "eval_timeout": "seconds per request, 0 = none",
@@ -77,6 +78,7 @@ extension ServerConfiguration {
         case "text_port": textPort = try port()
         case "qap_port": qapPort = try port()
         case "qap_password_file": qapPasswordFile = value.isEmpty ? nil : value
+        case "qap_rsa_key_file": qapRSAKeyFile = value.isEmpty ? nil : value
         case "allow_shutdown": allowShutdown = try flag()
         case "workers": warmWorkers = try count(minimum: 0)
         case "eval_timeout": evalTimeout = try seconds()

@@ -8,6 +8,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var qapPort: Int? = 6311
     /// An Rserve-style password file; when set, QAP1 clients must log in.
     public var qapPasswordFile: String? = nil
+    /// A PEM RSA private key for Rserve's RSA secure login (default: a key made at start).
+    public var qapRSAKeyFile: String? = nil
     /// Whether QAP1 clients may shut the server down (`shutdown` command); off by default.
     public var allowShutdown: Bool = false
     /// Memory limit per session process (RLIMIT_DATA), `nil` for none. It covers the whole

@@ -85,6 +85,7 @@ final class WorkerPool: Sendable {
         ]
         var overrides = baseOverrides
         if let file = configuration.qapPasswordFile { overrides["RGATE_QAP_PASSWORD_FILE"] = file }
+        if let file = configuration.qapRSAKeyFile { overrides["RGATE_QAP_RSA_KEY"] = file }
         overrides["RGATE_SESSION_UIDS"] = configuration.sessionUIDs ? "on" : "off"
         // Transparent huge pages for R's heap in the zygote: every fork copies (and every exit
         // frees) far fewer page-table entries; measured ~1.6-1.9x more fresh sessions per second.

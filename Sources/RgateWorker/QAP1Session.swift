@@ -17,6 +17,9 @@ final class QAP1Session {
     let assignment: SessionAssignment
     let control: ControlSocket
     let passwords: RservePasswordFile?
+    let rsaKey: RSALoginKey?
+    /// The random key of this connection's RSA login, once the client asked for it (only once).
+    private var authKey: [UInt8]?
     private lazy var salt: String = RservePasswordFile.makeSalt()
     private var authenticated: Bool
     private var decoder: QAP1MessageDecoder
@@ -24,7 +27,8 @@ final class QAP1Session {
     private var openFile: UnsafeMutablePointer<FILE>?
     private var ended: SessionEndReason?
 
-    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, passwords: RservePasswordFile?) {
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, passwords: RservePasswordFile?, rsaKey: RSALoginKey? = nil) {
+        self.rsaKey = rsaKey
         self.control = control
         self.passwords = passwords
         authenticated = passwords == nil
@@ -166,7 +170,7 @@ final class QAP1Session {
         } catch {
             return respond(error: error.status)
         }
-        if !authenticated && command != .login && command != .switchProtocol && command != .keyRequest {
+        if !authenticated && command != .login && command != .switchProtocol && command != .keyRequest && command != .secureLogin {
             // As Rserve: anything before a required login is refused and the connection closed.
             _ = respond(error: .authFailed)
             ended = .protocolError
@@ -185,8 +189,10 @@ final class QAP1Session {
             return respondOK()
         case .switchProtocol:
             return respond(error: .disabled)
-        case .keyRequest, .secureLogin:
-            return respond(error: .unavailable)
+        case .keyRequest:
+            return keyRequest(parameters)
+        case .secureLogin:
+            return secureLogin(parameters)
         case .detachSession:
             return detach(evaluating: nil)
         case .detachedVoidEval:
@@ -229,6 +235,45 @@ final class QAP1Session {
         }
         WorkerLog.info("session \(assignment.sessionID): login failed for user '\(user)'")
         usleep(300_000) // slow down password guessing
+        _ = respond(error: .authFailed)
+        ended = .protocolError
+        return false
+    }
+
+    /// `CMD_keyReq "rsa-authkey"`: a fresh 256-byte key and the server's public RSA key; once
+    /// per connection (a second request is a replay attempt: refused and closed, as Rserve 1.8-10+).
+    private func keyRequest(_ parameters: [QAP1Parameter]) -> Bool {
+        guard let rsaKey else { return respond(error: .unavailable) }
+        guard let kind = parameters.first?.stringValue, kind.contains("rsa-authkey") else { return respond(error: .invalidParameter) }
+        guard authKey == nil else {
+            _ = respond(error: .securityClose)
+            ended = .protocolError
+            return false
+        }
+        var key = [UInt8](repeating: 0, count: 256)
+        var rng = SystemRandomNumberGenerator()
+        for i in key.indices { key[i] = rng.next() }
+        authKey = key
+        return respond(.responseOK, payload: ByteBuffer(bytes: rsaKey.keyRequestAnswer(authKey: key)))
+    }
+
+    /// `CMD_secLogin`: the RSA-OAEP encrypted `[authkey][user\npassword\n]`.
+    private func secureLogin(_ parameters: [QAP1Parameter]) -> Bool {
+        guard let rsaKey, let authKey else { return respond(error: .unavailable) }
+        guard let passwords else { return respondOK() }
+        guard case .bytes(let body)? = parameters.first,
+              let (user, password) = rsaKey.openLogin(Array(body.readableBytesView), authKey: authKey) else {
+            usleep(300_000)
+            _ = respond(error: .authFailed)
+            ended = .protocolError
+            return false
+        }
+        if passwords.verify(user: user, password: password, salt: nil) {
+            authenticated = true
+            return respondOK()
+        }
+        WorkerLog.info("session \(assignment.sessionID): secure login failed for user '\(user)'")
+        usleep(300_000)
         _ = respond(error: .authFailed)
         ended = .protocolError
         return false

@@ -82,7 +82,7 @@ struct SessionProcess {
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)
             return session.serve()
         case .qap1:
-            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, passwords: settings.passwords).serve()
+            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, passwords: settings.passwords, rsaKey: settings.rsaKey).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
             return .protocolError

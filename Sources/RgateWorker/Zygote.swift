@@ -38,6 +38,11 @@ public enum Zygote {
         if let path = getenv("RGATE_QAP_PASSWORD_FILE").map({ String(cString: $0) }) {
             do {
                 settings.passwords = try WorkerSettings.loadPasswords(path)
+                if let keyPath = getenv("RGATE_QAP_RSA_KEY").map({ String(cString: $0) }) {
+                    settings.rsaKey = try RSALoginKey(pem: try WorkerSettings.readText(keyPath))
+                } else {
+                    settings.rsaKey = try RSALoginKey.generate()
+                }
             } catch {
                 WorkerLog.error("\(error)")
                 exit(78)
@@ -182,8 +187,14 @@ struct WorkerSettings {
     /// `maxProcesses` limits each one's processes. Nil: sessions keep the worker's user.
     var uidBase: UInt32?
     var maxProcesses: UInt32 = 256
+    /// The key for Rserve's RSA secure login (keyReq/secLogin), when logins are required.
+    var rsaKey: RSALoginKey?
 
     static func loadPasswords(_ path: String) throws -> RservePasswordFile {
+        try RservePasswordFile(text: try readText(path), source: path)
+    }
+
+    static func readText(_ path: String) throws -> String {
         guard let file = fopen(path, "r") else { throw AuthConfigurationError("\(path): cannot open (errno \(errno))") }
         defer { fclose(file) }
         var bytes: [UInt8] = []
@@ -193,6 +204,6 @@ struct WorkerSettings {
             if n <= 0 { break }
             bytes += chunk[0..<n]
         }
-        return try RservePasswordFile(text: String(decoding: bytes, as: UTF8.self), source: path)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

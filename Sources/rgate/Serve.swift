@@ -35,6 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
     var qapPasswordFile: String?
 
+    @Option(name: .customLong("qap-rsa-key-file"), help: "PEM RSA key for RSA secure login (default: made at start).")
+    var qapRSAKeyFile: String?
+
     @Flag(name: .customLong("allow-shutdown"), help: "Let QAP1 clients shut the server down (Rserve's shutdown command).")
     var allowShutdown = false
 
@@ -93,7 +96,7 @@ struct Serve: AsyncParsableCommand {
     private var overrides: [(key: String, value: String)] {
         var o: [(String, String)] = []
         let options: [(String, String?)] = [
-            ("host", host), ("text_port", textPort), ("qap_port", qapPort), ("qap_password_file", qapPasswordFile),
+            ("host", host), ("text_port", textPort), ("qap_port", qapPort), ("qap_password_file", qapPasswordFile), ("qap_rsa_key_file", qapRSAKeyFile),
             ("workers", workers), ("eval_timeout", evalTimeout), ("kill_grace", killGrace), ("idle_timeout", idleTimeout),
             ("max_request_size", maxRequestSize), ("max_qap_message_size", maxQAPMessageSize), ("max_output_size", maxOutputSize),
             ("max_sessions", maxSessions), ("session_wait", sessionWait), ("memory_limit", memoryLimit),

@@ -188,11 +188,6 @@ def test_pyrserve_against_auth_server_gets_a_clear_error(auth_server):
 
 @pytest.mark.usefixtures("rsclient_available")
 def test_rsclient_rsa_login(auth_server, tmp_path, request):
-    if auth_server.name.startswith("rgate"):
-        request.applymarker(cs.missing_feature(
-            "CMD_keyReq/CMD_secLogin (RSA secure login): rgate answers ERR_unavailable 0x62 (as an Rserve "
-            "built without RSA), so RSclient's RS.authkey()/RS.login() cannot authenticate; RSlogin() "
-            "(plain/crypt) works"))
     script = cs.R_PRELUDE + f'''
 c <- RS.connect(port = {auth_server.port})
 key <- RS.authkey(c)
