@@ -196,11 +196,15 @@ ok <- RS.login(c, "{USER}", "{PASSWORD}", authkey = key)
 check("login", isTRUE(ok) || is.null(ok), ok)
 same("eval", RS.eval(c, 1 + 1), 2)
 RS.close(c)
+c <- RS.connect(port = {auth_server.port})
+key <- RS.authkey(c)
+bad <- try(RS.login(c, "{USER}", "not-the-password", authkey = key), silent = TRUE)
+check("wrong password refused", inherits(bad, "try-error"), class(bad))
 '''
     result = cs.run_rscript(script, [], tmp_path)
     checks = cs.parse_checks(result.stdout)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert len(checks) == 3 and all(c[1] for c in checks), checks
+    assert len(checks) == 4 and all(c[1] for c in checks), checks
 
 
 # ---------------------------------------------------------------------------------------
