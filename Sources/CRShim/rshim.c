@@ -79,7 +79,6 @@ static int hangup_seen = 0;
 static uint64_t hangup_next_check = 0;
 
 void rg_set_hangup_watch(int fd) { hangup_fd = fd; hangup_seen = 0; hangup_next_check = 0; }
-int rg_hangup_seen(void) { return hangup_seen; }
 
 static void process_events(void) {
     uint64_t d = deadline_ns;
@@ -130,7 +129,6 @@ void rg_set_deadline(uint64_t monotonic_ns) {
     deadline_hit = 0;
     deadline_ns = monotonic_ns;
 }
-int rg_deadline_hit(void) { return deadline_hit; }
 
 void rg_adopt_current_thread_stack(void) {
     pthread_attr_t attr;
@@ -592,7 +590,6 @@ const char *rg_symbol_name(rg_sexp x) { return CHAR(PRINTNAME((SEXP)x)); }
 int rg_is_s4(rg_sexp x) { return IS_S4_OBJECT((SEXP)x) ? 1 : 0; }
 int rg_r_isna(double x) { return R_IsNA(x); }
 double rg_na_real(void) { return NA_REAL; }
-int rg_na_integer(void) { return NA_INTEGER; }
 
 typedef struct { SEXP x; char *out; size_t cap; } deparse_args;
 static void do_deparse(void *data) {

@@ -87,25 +87,6 @@ int rgs_thread_count(void) {
 
 pid_t rgs_fork(void) { return fork(); }
 
-void rgs_close_descriptors_from(int lowest, const int *keep, int keep_count) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return;
-    int self = dirfd(d);
-    int fds[4096];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
-        if (e->d_name[0] == '.') continue;
-        int fd = atoi(e->d_name);
-        if (fd < lowest || fd == self) continue;
-        int kept = 0;
-        for (int i = 0; i < keep_count; i++) if (keep[i] == fd) kept = 1;
-        if (!kept) fds[n++] = fd;
-    }
-    closedir(d);
-    for (int i = 0; i < n; i++) close(fds[i]);
-}
-
 pid_t rgs_spawn(const char *path, char *const argv[], char *const envp[], const int *map, int map_count) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
@@ -127,14 +108,6 @@ pid_t rgs_spawn(const char *path, char *const argv[], char *const envp[], const 
     posix_spawnattr_destroy(&attr);
     if (rc != 0) { errno = rc; return -1; }
     return pid;
-}
-
-int rgs_set_alarm_ms(uint64_t ms) {
-    struct itimerval t;
-    memset(&t, 0, sizeof t);
-    t.it_value.tv_sec = (time_t)(ms / 1000);
-    t.it_value.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    return setitimer(ITIMER_REAL, &t, NULL);
 }
 
 void rgs_reset_signals(void) {

@@ -46,13 +46,9 @@ void rg_adopt_current_thread_stack(void);
 /// Sets an absolute deadline (CLOCK_MONOTONIC nanoseconds; 0 clears it). Once it passes, R is
 /// interrupted at its next check (busy loops, Sys.sleep polling), again and again until cleared.
 void rg_set_deadline(uint64_t monotonic_ns);
-/// Non-zero when the deadline passed during the current evaluation.
-int rg_deadline_hit(void);
 /// Watches `fd` (a client socket; -1 stops watching) during evaluation: when its peer has closed
 /// the connection, R is interrupted as at a deadline. Checked at most every 100 ms.
 void rg_set_hangup_watch(int fd);
-/// Non-zero when the watched peer hung up during the current evaluation.
-int rg_hangup_seen(void);
 /// CLOCK_MONOTONIC now, in nanoseconds.
 uint64_t rg_monotonic_ns(void);
 
@@ -158,7 +154,6 @@ int rg_is_s4(rg_sexp x);
 int rg_is_altrep(rg_sexp x);
 int rg_r_isna(double x);
 double rg_na_real(void);
-int rg_na_integer(void);
 
 // ---- Building R objects (each call guarded; returns NULL when R could not allocate) ----------
 

@@ -19,13 +19,9 @@ void rgs_set_process_name(const char *name);
 int rgs_thread_count(void);
 /// fork(2); Swift marks fork unavailable.
 pid_t rgs_fork(void);
-/// Closes every descriptor >= `lowest` except those listed.
-void rgs_close_descriptors_from(int lowest, const int *keep, int keep_count);
 /// Spawns `path` with `argv`/`envp`, mapping fds: child fd i = map[i] for i < map_count (-1 = /dev/null).
 /// Returns the pid, or -1 with errno.
 pid_t rgs_spawn(const char *path, char *const argv[], char *const envp[], const int *map, int map_count);
-/// Arms a one-shot real-time timer (setitimer); 0 disarms. SIGALRM's default action ends the process.
-int rgs_set_alarm_ms(uint64_t milliseconds);
 /// Resets all signal dispositions to default and unblocks every signal.
 void rgs_reset_signals(void);
 /// Blocks SIGCHLD and returns a signalfd that becomes readable when a child changes state.
