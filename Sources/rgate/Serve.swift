@@ -92,6 +92,24 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("exit-with-parent"), help: .hidden)
     var exitWithParent = false
 
+    /// Sends SIGTERM to this process when standard input, if it is a pipe, reaches end-of-file
+    /// (a terminal or /dev/null is not watched).
+    private static func terminateAtEndOfStandardInput() {
+        var info = stat()
+        guard fstat(0, &info) == 0, (info.st_mode & S_IFMT) == S_IFIFO else { return }
+        var thread = pthread_t()
+        _ = pthread_create(&thread, nil, { _ in
+            var byte: UInt8 = 0
+            while true {
+                let n = read(0, &byte, 1)
+                if n == 0 || (n < 0 && errno != EINTR) { break }
+            }
+            kill(getpid(), SIGTERM)
+            return nil
+        }, nil)
+        pthread_detach(thread)
+    }
+
     /// The flags given on the command line, as settings.
     private var overrides: [(key: String, value: String)] {
         var o: [(String, String)] = []
@@ -124,7 +142,13 @@ struct Serve: AsyncParsableCommand {
             do { _ = try RservePasswordFile(text: text, source: path) } catch { throw ValidationError("\(error)") }
             settings.qapPasswordFile = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         }
-        if exitWithParent { _ = rgs_set_parent_death_signal(SIGTERM) }
+        if exitWithParent {
+            // Two ways to notice the parent is gone: PR_SET_PDEATHSIG (fires when the parent
+            // *thread* ends), and, when stdin is a pipe the parent holds open, its end-of-file
+            // (works even when the spawning thread ended before the prctl).
+            _ = rgs_set_parent_death_signal(SIGTERM)
+            Self.terminateAtEndOfStandardInput()
+        }
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -9,6 +9,9 @@ final class ServerProcess: @unchecked Sendable {
     let textPort: Int
     let qapPort: Int
     private let errors: Pipe
+    /// The server's stdin: it stops when this closes (with `--exit-with-parent`), so no server
+    /// outlives the test process, even one never stopped explicitly.
+    private let lifeline = Pipe()
 
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["RGATE_BIN"] { return path }
@@ -29,7 +32,7 @@ final class ServerProcess: @unchecked Sendable {
         errors = Pipe()
         process.standardOutput = out
         process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = lifeline
         try process.run()
         var text = ""
         let handle = out.fileHandleForReading
