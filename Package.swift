@@ -109,7 +109,10 @@ let package = Package(
         .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RgateTextTests",
-            dependencies: ["RgateText", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "RgateText", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
