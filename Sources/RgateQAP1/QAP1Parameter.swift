@@ -114,10 +114,9 @@ public enum QAP1Parameter: Sendable, Hashable {
     }
 
     /// A DT_SEXP parameter holding `value`.
-    /// - Throws: ``QAP1Error`` when the value nests too deeply to encode.
-    public static func sexp(_ value: RValue) throws -> QAP1Parameter {
+    public static func sexp(_ value: RValue) -> QAP1Parameter {
         var body = ByteBuffer()
-        try QAP1SEXP.encode(value, into: &body)
+        QAP1SEXP.encode(value, into: &body)
         return .sexp(body)
     }
 
