@@ -229,7 +229,7 @@ public final class QAP1Client: Sendable {
         let reply = await outOfBand?(Int(raw & 0xfff), value, expectsReply)
         guard expectsReply else { return }
         var payload = ByteBuffer()
-        QAP1Parameter.sexp(reply ?? .null).encode(into: &payload)
+        try QAP1Parameter.sexp(reply ?? .null).encode(into: &payload)
         var out = ByteBuffer()
         QAP1Message(command: QAP1Command(rawValue: raw | QAP1Command.response.rawValue | 1), payload: payload).encode(into: &out)
         try await outbound.write(out)

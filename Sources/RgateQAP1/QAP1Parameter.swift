@@ -114,9 +114,10 @@ public enum QAP1Parameter: Sendable, Hashable {
     }
 
     /// A DT_SEXP parameter holding `value`.
-    public static func sexp(_ value: RValue) -> QAP1Parameter {
+    /// - Throws: ``QAP1Error`` when the value nests too deeply to encode.
+    public static func sexp(_ value: RValue) throws -> QAP1Parameter {
         var body = ByteBuffer()
-        QAP1SEXP.encode(value, into: &body)
+        try QAP1SEXP.encode(value, into: &body)
         return .sexp(body)
     }
 

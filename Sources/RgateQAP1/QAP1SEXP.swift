@@ -47,80 +47,16 @@ public enum QAP1SEXP {
 
     // MARK: Encoding
 
-    /// Appends `value`'s encoding to `buffer`.
-    public static func encode(_ value: RValue, into buffer: inout ByteBuffer) {
-        let content = contentSize(value)
-        buffer.reserveCapacity(minimumWritableBytes: content + 8)
-        write(value, contentSize: content, into: &buffer)
+    /// Appends `value`'s encoding to `buffer` (the encoder of ``QAP1SEXPSource``, which
+    /// ``RValue`` is).
+    /// - Throws: ``QAP1Error`` when the value nests deeper than ``maximumEncodingDepth``.
+    public static func encode(_ value: RValue, into buffer: inout ByteBuffer) throws {
+        try encode(source: value, into: &buffer)
     }
 
     /// The encoded size of `value`, header included.
-    public static func encodedSize(_ value: RValue) -> Int {
-        let content = contentSize(value)
-        return content + (content > 0xff_fff0 ? 8 : 4)
-    }
-
-    private static func wireAttributes(_ value: RValue) -> [RAttribute] {
-        switch value.payload {
-        case .language, .pairlist: value.attributes.filter { $0.name != "names" }
-        default: value.attributes
-        }
-    }
-
-    private static func tags(_ value: RValue) -> [String]? {
-        guard let names = value.names, names.contains(where: { !($0 ?? "").isEmpty }) else { return nil }
-        return names.map { $0 ?? "" }
-    }
-
-    private static func symbolSize(_ name: String) -> Int { (name.utf8.count + 1 + 3) & ~3 }
-
-    private static func stringsSize(_ strings: [String?]) -> Int {
-        var n = 0
-        for s in strings {
-            if let s {
-                n += s.utf8.count + 1
-                if s.utf8.first == 0xFF { n += 1 }
-            } else {
-                n += 2
-            }
-        }
-        return (n + 3) & ~3
-    }
-
-    private static func taggedListSize(_ values: [RValue], tags: [String]?) -> Int {
-        var n = 0
-        for (i, v) in values.enumerated() {
-            n += encodedSize(v)
-            if let tags {
-                let tag = i < tags.count ? tags[i] : ""
-                n += tag.isEmpty ? 4 : 4 + symbolSize(tag)
-            }
-        }
-        return n
-    }
-
-    private static func attributeListSize(_ attributes: [RAttribute]) -> Int {
-        let content = taggedListSize(attributes.map(\.value), tags: attributes.map(\.name))
-        return content + (content > 0xff_fff0 ? 8 : 4)
-    }
-
-    private static func contentSize(_ value: RValue) -> Int {
-        let attributes = wireAttributes(value)
-        var n = attributes.isEmpty ? 0 : attributeListSize(attributes)
-        switch value.payload {
-        case .null: break
-        case .logical(let v): n += (4 + v.count + 3) & ~3
-        case .integer(let v): n += 4 * v.count
-        case .double(let v): n += 8 * v.count
-        case .complex(let v): n += 16 * v.count
-        case .character(let v): n += stringsSize(v)
-        case .raw(let v): n += (4 + v.count + 3) & ~3
-        case .list(let v): n += v.reduce(0) { $0 + encodedSize($1) }
-        case .symbol(let name): n += symbolSize(name)
-        case .language(let v), .pairlist(let v): n += taggedListSize(v, tags: tags(value))
-        case .opaque(let name, _): n += name == "S4" ? 0 : 4 // XT_S4 has no body: its slots are attributes.
-        }
-        return n
+    public static func encodedSize(_ value: RValue) throws -> Int {
+        try encodedSize(source: value)
     }
 
     static func writeHeader(_ type: UInt8, _ length: Int, into buffer: inout ByteBuffer) {
@@ -133,90 +69,10 @@ public enum QAP1SEXP {
     }
 
     static func writeSymbol(_ name: String, into buffer: inout ByteBuffer) {
-        let size = symbolSize(name)
+        let size = (name.utf8.count + 4) & ~3
         writeHeader(XT.symname, size, into: &buffer)
         let written = buffer.writeString(name)
         buffer.writeRepeatingByte(0, count: size - written)
-    }
-
-    private static func writeTaggedList(_ values: [RValue], tags: [String]?, into buffer: inout ByteBuffer) {
-        for (i, v) in values.enumerated() {
-            encode(v, into: &buffer)
-            if let tags {
-                let tag = i < tags.count ? tags[i] : ""
-                if tag.isEmpty { writeHeader(XT.null, 0, into: &buffer) } else { writeSymbol(tag, into: &buffer) }
-            }
-        }
-    }
-
-    private static func write(_ value: RValue, contentSize: Int, into buffer: inout ByteBuffer) {
-        let attributes = wireAttributes(value)
-        let flag = attributes.isEmpty ? 0 : XT.hasAttributes
-        let type: UInt8
-        switch value.payload {
-        case .null: type = XT.null
-        case .logical: type = XT.arrayBool
-        case .integer: type = XT.arrayInt
-        case .double: type = XT.arrayDouble
-        case .complex: type = XT.arrayComplex
-        case .character: type = XT.arrayStr
-        case .raw: type = XT.raw
-        case .list: type = XT.vector
-        case .symbol: type = XT.symname
-        case .language: type = tags(value) == nil ? XT.langNoTag : XT.langTag
-        case .pairlist: type = tags(value) == nil ? XT.listNoTag : XT.listTag
-        case .opaque(let name, _): type = name == "S4" ? XT.s4 : XT.unknown
-        }
-        writeHeader(type | flag, contentSize, into: &buffer)
-        if !attributes.isEmpty {
-            let content = taggedListSize(attributes.map(\.value), tags: attributes.map(\.name))
-            writeHeader(XT.listTag, content, into: &buffer)
-            writeTaggedList(attributes.map(\.value), tags: attributes.map(\.name), into: &buffer)
-        }
-        switch value.payload {
-        case .null:
-            break
-        case .logical(let v):
-            buffer.writeInteger(UInt32(v.count), endianness: .little)
-            for e in v { buffer.writeInteger(e.map { $0 ? UInt8(1) : 0 } ?? 2) }
-            buffer.writeRepeatingByte(0xFF, count: ((4 + v.count + 3) & ~3) - 4 - v.count)
-        case .integer(let v):
-            for e in v { buffer.writeInteger(e ?? Int32.min, endianness: .little) }
-        case .double(let v):
-            for e in v { buffer.writeInteger(e?.bitPattern ?? naRealBits, endianness: .little) }
-        case .complex(let v):
-            for e in v {
-                buffer.writeInteger(e?.real.bitPattern ?? naRealBits, endianness: .little)
-                buffer.writeInteger(e?.imaginary.bitPattern ?? naRealBits, endianness: .little)
-            }
-        case .character(let v):
-            var n = 0
-            for s in v {
-                if let s {
-                    if s.utf8.first == 0xFF { buffer.writeInteger(UInt8(0xFF)); n += 1 }
-                    n += buffer.writeString(s)
-                    buffer.writeInteger(UInt8(0))
-                    n += 1
-                } else {
-                    buffer.writeBytes([0xFF, 0])
-                    n += 2
-                }
-            }
-            buffer.writeRepeatingByte(0x01, count: ((n + 3) & ~3) - n)
-        case .raw(let v):
-            buffer.writeInteger(UInt32(v.count), endianness: .little)
-            buffer.writeBytes(v)
-            buffer.writeRepeatingByte(0, count: ((4 + v.count + 3) & ~3) - 4 - v.count)
-        case .list(let v):
-            for e in v { encode(e, into: &buffer) }
-        case .symbol(let name):
-            let written = buffer.writeString(name)
-            buffer.writeRepeatingByte(0, count: symbolSize(name) - written)
-        case .language(let v), .pairlist(let v):
-            writeTaggedList(v, tags: tags(value), into: &buffer)
-        case .opaque(let name, _):
-            if name != "S4" { buffer.writeInteger(Int32(sexpType(named: name)), endianness: .little) }
-        }
     }
 
     static func sexpType(named name: String) -> Int {

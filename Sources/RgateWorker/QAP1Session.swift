@@ -145,17 +145,6 @@ final class QAP1Session {
         return withExtendedLifetime(object) { client.writeAll(out, splicing: external) }
     }
 
-    private func respondOK(value: RValue) -> Bool {
-        let size = QAP1SEXP.encodedSize(value)
-        var out = ByteBuffer()
-        out.reserveCapacity(QAP1Header.size + 8 + size)
-        let paramHeader = size > 0xff_fff0 ? 8 : 4
-        QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &out)
-        QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &out)
-        QAP1SEXP.encode(value, into: &out)
-        return client.writeAll(out)
-    }
-
     // MARK: Commands
 
     /// Handles one message; false ends the session.
@@ -560,12 +549,17 @@ final class QAP1Session {
     // MARK: Out-of-band messages
 
     private func outOfBand(_ kind: OutOfBandKind, _ object: RObject, _ code: Int32) -> Result<RObject?, EngineError> {
-        let value: RValue
-        do { value = try engine.value(of: object) } catch { return .failure(error) }
         let base: QAP1Command = kind == .send ? .oobSend : .oobMessage
         let command = QAP1Command(rawValue: base.rawValue | (UInt32(bitPattern: code) & 0xfff))
         var payload = ByteBuffer()
-        QAP1Parameter.sexp(value).encode(into: &payload)
+        do {
+            // Straight from R's memory, like results.
+            try QAP1SEXP.encode(source: object.view, into: &payload) { size, buffer in
+                QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &buffer)
+            }
+        } catch {
+            return .failure(EngineError("the out-of-band value could not be encoded: \(error)"))
+        }
         guard respond(command, payload: payload) else { return .failure(EngineError("the client connection is gone")) }
         guard kind == .message else { return .success(nil) }
         // The client answers an OOB message with one message of its own (any command code).

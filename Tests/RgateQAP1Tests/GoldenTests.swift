@@ -34,7 +34,7 @@ struct GoldenTests {
     @Test("An eval response is RESP_OK, the payload length, zeros, then the payload", arguments: Golden.notes.filter(\.encodes))
     func encodesResponseMessage(golden: Golden) {
         var payload = ByteBuffer()
-        QAP1Parameter.sexp(golden.value).encode(into: &payload)
+        try! QAP1Parameter.sexp(golden.value).encode(into: &payload)
         var wire = ByteBuffer()
         QAP1Message(command: .responseOK, payload: payload).encode(into: &wire)
         let expected = hex("01 00 01 00") + le32(UInt32(golden.bytes.count)) + [UInt8](repeating: 0, count: 8) + golden.bytes

@@ -21,7 +21,7 @@ struct LargeObjectTests {
         let vector = Self.oneToFiveMillion()
         let value = RValue.list([vector], names: ["a"])
         var payload = ByteBuffer()
-        QAP1Parameter.sexp(value).encode(into: &payload)
+        try QAP1Parameter.sexp(value).encode(into: &payload)
 
         // list(a=1:5e6): 4a 28 2d 31 01 00 00 00 | d0 20 2d 31 01 00 00 00 | 15 14 00 00 ... | 60 00 2d 31 01 00 00 00 ...
         #expect(payload.readableBytes == 20_000_048)
@@ -35,7 +35,7 @@ struct LargeObjectTests {
         // 1:5e6: 4a 08 2d 31 01 00 00 00 | 60 00 2d 31 01 00 00 00 | ints, in a message of length 0x01312d10.
         #expect(QAP1SEXP.encodedSize(vector) == 20_000_008)
         var header = ByteBuffer()
-        QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: QAP1SEXP.encodedSize(vector), into: &header)
+        QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: try QAP1SEXP.encodedSize(vector), into: &header)
         #expect(Array(header.readableBytesView) == hex("4a 08 2d 31 01 00 00 00"))
         let sexp = payload.getSlice(at: 40, length: 20_000_008)!
         var message = ByteBuffer()
@@ -56,7 +56,7 @@ struct LargeObjectTests {
         // Raw data decodes in bulk, which keeps this fast in debug builds.
         let value = RValue.list([.raw([UInt8](repeating: 0x5a, count: 1 << 24))], names: ["a"])
         var payload = ByteBuffer()
-        QAP1Parameter.sexp(value).encode(into: &payload)
+        try QAP1Parameter.sexp(value).encode(into: &payload)
         #expect(payload.getBytes(at: 0, length: 1) == [0x4a])
         #expect(payload.getBytes(at: 8, length: 1) == [0xd0])
         #expect(payload.getBytes(at: 16, length: 4) == hex("15 14 00 00"))

@@ -34,7 +34,7 @@ struct MessageDecoderTests {
         QAP1Message(command: .writeFile, payload: parameters([.bytes(ByteBuffer(bytes: (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }))])),
         QAP1Message(command: .serEval, payload: ByteBuffer(bytes: [0x58, 0x0a, 0, 0, 0, 3])),
         QAP1Message(command: .error(.rError)),
-        QAP1Message(command: .setSEXP, payload: parameters([.string("y"), .sexp(.integer([1, 2, 3]))])),
+        QAP1Message(command: .setSEXP, payload: parameters([.string("y"), try! .sexp(.integer([1, 2, 3]))])),
     ]
     static let stream: [UInt8] = messages.flatMap(wire)
     static let expected: [QAP1Frame] = messages.map(QAP1Frame.message)

@@ -139,7 +139,7 @@ struct ParameterTests {
     func setSEXP() throws {
         var payload = ByteBuffer()
         QAP1Parameter.string("x").encode(into: &payload)
-        QAP1Parameter.sexp(.double([1, 2])).encode(into: &payload)
+        try QAP1Parameter.sexp(.double([1, 2])).encode(into: &payload)
         let parameters = try QAP1Parameter.parse(payload)
         try #require(parameters.count == 2)
         #expect(parameters[0].stringValue == "x")
