@@ -30,7 +30,7 @@ struct FuzzTests {
 
     static func checkReencoding(_ value: RValue, from bytes: [UInt8]) {
         let once = encoded(value)
-        #expect(QAP1SEXP.encodedSize(value) == once.count, "size mismatch re-encoding \(dump(bytes))")
+        #expect(encodedSize(value) == once.count, "size mismatch re-encoding \(dump(bytes))")
         do {
             let normalised = try QAP1SEXP.decode(buffer(once))
             #expect(try QAP1SEXP.decode(buffer(encoded(normalised))) == normalised, "unstable re-encoding of \(dump(bytes))")
@@ -157,7 +157,7 @@ struct FuzzTests {
         for i in 0..<3_000 {
             let value = generator.value()
             let bytes = encoded(value)
-            #expect(QAP1SEXP.encodedSize(value) == bytes.count, "value \(i)")
+            #expect(encodedSize(value) == bytes.count, "value \(i)")
             #expect(bytes.count.isMultiple(of: 4), "value \(i): Rserve keeps everything 4-byte aligned")
             let decoded = try QAP1SEXP.decode(buffer(bytes))
             #expect(decoded == value, "value \(i): \(value)\nencoded \(dump(bytes))\ndecoded \(decoded)")

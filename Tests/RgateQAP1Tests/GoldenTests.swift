@@ -26,7 +26,7 @@ struct GoldenTests {
     func encodesGolden(golden: Golden) {
         let sexp = encoded(golden.value)
         #expect(sexp == golden.sexp, "got \(dump(sexp))\nwant \(dump(golden.sexp))")
-        #expect(QAP1SEXP.encodedSize(golden.value) == golden.sexp.count)
+        #expect(encodedSize(golden.value) == golden.sexp.count)
         let parameter = encodedParameter(golden.value)
         #expect(parameter == golden.bytes, "got \(dump(parameter))\nwant \(dump(golden.bytes))")
     }

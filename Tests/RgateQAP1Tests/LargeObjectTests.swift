@@ -33,7 +33,7 @@ struct LargeObjectTests {
         #expect(payload.getBytes(at: payload.writerIndex - 4, length: 4) == le32(5_000_000))
 
         // 1:5e6: 4a 08 2d 31 01 00 00 00 | 60 00 2d 31 01 00 00 00 | ints, in a message of length 0x01312d10.
-        #expect(QAP1SEXP.encodedSize(vector) == 20_000_008)
+        #expect(encodedSize(vector) == 20_000_008)
         var header = ByteBuffer()
         QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: try QAP1SEXP.encodedSize(vector), into: &header)
         #expect(Array(header.readableBytesView) == hex("4a 08 2d 31 01 00 00 00"))

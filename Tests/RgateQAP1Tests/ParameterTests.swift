@@ -128,7 +128,7 @@ struct ParameterTests {
         #expect(bytes(.string("")) == hex("04 04 00 00 00 00 00 00"))
         #expect(bytes(.string("abcd")) == hex("04 08 00 00 61 62 63 64 00 00 00 00"))
         #expect(bytes(.bytes(buffer([9, 8, 7]))) == hex("05 03 00 00 09 08 07"))
-        #expect(bytes(.sexp(.integer([1]))) == hex("0a 08 00 00 20 04 00 00 01 00 00 00"))
+        #expect(encodedParameter(.integer([1])) == hex("0a 08 00 00 20 04 00 00 01 00 00 00"))
         // CMD_detachSession's answer: DT_INT port, DT_BYTESTREAM(32) key.
         let detach = bytes(.int(6311)) + bytes(.bytes(buffer([UInt8](repeating: 0xab, count: 32))))
         #expect(detach.count == 44)

@@ -25,6 +25,11 @@ func encoded(_ value: RValue) -> [UInt8] {
     return Array(out.readableBytesView)
 }
 
+/// `QAP1SEXP.encodedSize(value)` for test values, which nest far less than the depth limit.
+func encodedSize(_ value: RValue) -> Int {
+    try! QAP1SEXP.encodedSize(value)
+}
+
 /// The bytes of a DT_SEXP parameter holding `value`.
 func encodedParameter(_ value: RValue) -> [UInt8] {
     var out = ByteBuffer()
