@@ -53,14 +53,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Roles, the caller grammar and the security policy; pure Swift, no libR.
+        .target(name: "RgatePolicy", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
         // Messages between the supervisor, the zygote and session processes (unix sockets, fd passing).
         .target(name: "RgateIPC", dependencies: ["CRgateSystem"], swiftSettings: swiftSettings),
         // The worker process: a single-threaded zygote with R that forks session processes.
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "RgateAuth", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "RgatePolicy", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -68,7 +71,7 @@ let package = Package(
         .target(
             name: "RgateServer",
             dependencies: [
-                "CRgateSystem", "RgateIPC", "RgateText", "RgateQAP1",
+                "CRgateSystem", "RgateIPC", "RgateText", "RgateQAP1", "RgateAuth", "RgatePolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,6 +106,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RgatePolicyTests", dependencies: ["RgatePolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),

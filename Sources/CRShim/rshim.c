@@ -209,7 +209,7 @@ int rg_parse(const char *code, size_t length, rg_sexp *exprs, char *message, siz
     }
 }
 
-typedef struct { SEXP expr; SEXP value; int visible; } eval_args;
+typedef struct { SEXP expr; SEXP value; int visible; SEXP env; } eval_args;
 
 static SEXP handlers_list = NULL; // rec$handlers, preserved via recorder_env
 
@@ -235,7 +235,7 @@ static void do_eval(void *data) {
     SEXP call = PROTECT(wrap_in_handlers(a->expr));
     defineVar(install("wrapper"), call, recorder_env);
     R_Visible = TRUE;
-    SEXP value = eval(call, R_GlobalEnv);
+    SEXP value = eval(call, a->env ? a->env : R_GlobalEnv);
     a->visible = R_Visible ? 1 : 0;
     R_PreserveObject(value);
     a->value = value;
@@ -248,8 +248,15 @@ static int finish_eval(int ok) {
     return deadline_hit ? RG_EVAL_TIMEOUT : RG_EVAL_ERROR;
 }
 
+int rg_eval_in(rg_sexp expr, rg_sexp env, rg_sexp *value, int *visible) {
+    eval_args a = { (SEXP)expr, NULL, 0, (SEXP)env };
+    int ok = R_ToplevelExec(do_eval, &a);
+    if (ok) { *value = a.value; *visible = a.visible; }
+    return finish_eval(ok);
+}
+
 int rg_eval(rg_sexp expr, rg_sexp *value, int *visible) {
-    eval_args a = { (SEXP)expr, NULL, 0 };
+    eval_args a = { (SEXP)expr, NULL, 0, NULL };
     int ok = R_ToplevelExec(do_eval, &a);
     if (ok) { *value = a.value; *visible = a.visible; }
     return finish_eval(ok);
@@ -265,7 +272,7 @@ static void do_eval_plain(void *data) {
 }
 
 int rg_eval_plain(rg_sexp expr, rg_sexp *value, int *visible) {
-    eval_args a = { (SEXP)expr, NULL, 0 };
+    eval_args a = { (SEXP)expr, NULL, 0, NULL };
     int ok = R_ToplevelExec(do_eval_plain, &a);
     if (ok) { *value = a.value; *visible = a.visible; }
     return finish_eval(ok);
@@ -672,6 +679,64 @@ int rg_assign_global(const char *name, rg_sexp value) {
     attr_args a = { NULL, name, (SEXP)value };
     return R_ToplevelExec(do_assign, &a) ? 0 : -1;
 }
+
+static void do_define(void *data) {
+    attr_args *a = data;
+    defineVar(install(a->name), a->value, a->x);
+}
+
+int rg_define(rg_sexp env, const char *name, rg_sexp value) {
+    attr_args a = { (SEXP)env, name, (SEXP)value };
+    return R_ToplevelExec(do_define, &a) ? 0 : -1;
+}
+
+static void do_new_env(void *data) {
+    SEXP *out = data;
+    *out = R_NewEnv(R_GlobalEnv, FALSE, 0);
+    R_PreserveObject(*out);
+}
+
+rg_sexp rg_new_env(void) {
+    SEXP env = NULL;
+    return R_ToplevelExec(do_new_env, &env) ? env : NULL;
+}
+
+typedef struct { const char *name; SEXP value; } lookup_args;
+
+static void do_lookup_global(void *data) {
+    lookup_args *a = data;
+    SEXP sym = install(a->name);
+    // Never run code: no active bindings, no promises (they would be forced).
+    if (!R_existsVarInFrame(R_GlobalEnv, sym) || R_BindingIsActive(sym, R_GlobalEnv)) return;
+    SEXP value = findVarInFrame3(R_GlobalEnv, sym, TRUE);
+    if (value == R_UnboundValue || TYPEOF(value) == PROMSXP) return;
+    R_PreserveObject(value);
+    a->value = value;
+}
+
+rg_sexp rg_lookup_global(const char *name) {
+    lookup_args a = { name, NULL };
+    return R_ToplevelExec(do_lookup_global, &a) ? a.value : NULL;
+}
+
+static int plain_data(SEXP x, int depth) {
+    if (depth > 64) return 0;
+    switch (TYPEOF(x)) {
+    case NILSXP: return 1;
+    case LGLSXP: case INTSXP: case REALSXP: case CPLXSXP: case STRSXP: case RAWSXP: break;
+    case VECSXP:
+        for (R_xlen_t i = 0; i < XLENGTH(x); i++) if (!plain_data(VECTOR_ELT(x, i), depth + 1)) return 0;
+        break;
+    default: return 0;
+    }
+    if (IS_S4_OBJECT(x)) return 0;
+    for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a)) {
+        if (TYPEOF(a) != LISTSXP || !plain_data(CAR(a), depth + 1)) return 0;
+    }
+    return 1;
+}
+
+int rg_is_plain_data(rg_sexp x) { return plain_data((SEXP)x, 0); }
 
 int rg_after_fork(char *tempdir_out, size_t capacity) {
     R_TempDir = NULL;

@@ -4,7 +4,9 @@ import _CryptoExtras
 /// The server key of Rserve's RSA secure login (`CMD_keyReq` / `CMD_secLogin`, what RSclient's
 /// `RS.authkey()` + `RS.login()` use): the client encrypts `[256][authkey][len][user\npwd\n]`
 /// with RSA-OAEP (SHA-1) in chunks of `keySize - 42` bytes.
-public struct RSALoginKey {
+// Safe: the key is immutable after creation, and BoringSSL's RSA private-key operations
+// (decrypt) are thread-safe on a shared, read-only RSA object.
+public struct RSALoginKey: @unchecked Sendable {
     private let key: _RSA.Encryption.PrivateKey
 
     /// A fresh 2048-bit key (made once per worker process; the clients see it with the key request).

@@ -91,17 +91,19 @@ public final class REngine {
     }
 
     /// Evaluates UTF-8 code bytes (see ``evaluate(_:options:)``).
-    public func evaluate(utf8 code: UnsafeRawBufferPointer, options: EvaluationOptions = EvaluationOptions()) -> Evaluation {
+    /// - Parameter environment: where to evaluate (an environment from
+    ///   ``makeEnvironment(bindings:)``); the global environment when nil.
+    public func evaluate(utf8 code: UnsafeRawBufferPointer, options: EvaluationOptions = EvaluationOptions(), in environment: RObject? = nil) -> Evaluation {
         var result = Evaluation()
         console.begin(limit: options.maxOutputBytes)
         rg_reset_conditions()
-        run(code, options: options, into: &result)
+        run(code, options: options, environment: environment, into: &result)
         result.output = console.end()
         result.outputTruncated = console.truncated
         return result
     }
 
-    private func run(_ code: UnsafeRawBufferPointer, options: EvaluationOptions, into result: inout Evaluation) {
+    private func run(_ code: UnsafeRawBufferPointer, options: EvaluationOptions, environment: RObject?, into result: inout Evaluation) {
 
         var exprs: rg_sexp?
         var message = [CChar](repeating: 0, count: 1024)
@@ -133,9 +135,13 @@ public final class REngine {
         for index in 0..<count {
             var value: rg_sexp?
             var visible: Int32 = 0
-            var status = options.captureConditions
-                ? rg_eval_expr(exprs, index, &value, &visible)
-                : rg_eval_plain(rg_vector_elt(exprs, Int64(index)), &value, &visible)
+            var status = if let environment {
+                rg_eval_in(rg_vector_elt(exprs, Int64(index)), environment.sexp, &value, &visible)
+            } else if options.captureConditions {
+                rg_eval_expr(exprs, index, &value, &visible)
+            } else {
+                rg_eval_plain(rg_vector_elt(exprs, Int64(index)), &value, &visible)
+            }
             if status == Int32(RG_EVAL_OK), let value {
                 rg_set_last_value(value)
                 if let previous = last { rg_release(previous) }

@@ -60,11 +60,11 @@ public final class RObject {
 extension REngine {
     /// Evaluates code like ``evaluate(utf8:options:)`` and also returns the last value as a live
     /// object (nil when nothing ran or evaluation failed).
-    public func evaluateKeepingValue(utf8 code: UnsafeRawBufferPointer, options: EvaluationOptions) -> (Evaluation, RObject?) {
+    public func evaluateKeepingValue(utf8 code: UnsafeRawBufferPointer, options: EvaluationOptions, in environment: RObject? = nil) -> (Evaluation, RObject?) {
         keptValue = nil
         keepLastValue = true
         defer { keepLastValue = false }
-        let evaluation = evaluate(utf8: code, options: options)
+        let evaluation = evaluate(utf8: code, options: options, in: environment)
         defer { keptValue = nil }
         return (evaluation, evaluation.error == nil ? keptValue : nil)
     }
@@ -121,6 +121,34 @@ extension REngine {
     /// Converts a live object to a Swift value.
     public func value(of object: RObject) throws(EngineError) -> RValue {
         try convert(object.sexp)
+    }
+
+    /// A new environment whose parent is the global environment, with `bindings` defined in it.
+    public func makeEnvironment(bindings: [(name: String, value: RObject)]) throws(EngineError) -> RObject {
+        guard let env = rg_new_env() else { throw EngineError("could not create an environment") }
+        let object = RObject(preserved: env)
+        for (name, value) in bindings {
+            guard rg_define(env, name, value.sexp) == 0 else { throw EngineError("could not bind '\(name)'") }
+        }
+        return object
+    }
+
+    /// The value bound to `name` in the global environment itself (not the search path), or nil
+    /// when unbound; never runs R code (active bindings and promises count as unbound).
+    public func globalVariable(_ name: String) -> RObject? {
+        rg_lookup_global(name).map { RObject(preserved: $0) }
+    }
+
+    /// Whether the object is plain data (NULL, atomic vectors, lists of them, with attributes
+    /// that are plain data too): nothing that can hold or run code.
+    public func isPlainData(_ object: RObject) -> Bool {
+        rg_is_plain_data(object.sexp) != 0
+    }
+
+    /// Whether the object is a function (closure, builtin or special).
+    public func isFunction(_ object: RObject) -> Bool {
+        let t = rg_typeof(object.sexp)
+        return t == 3 || t == 7 || t == 8 // CLOSXP, SPECIALSXP, BUILTINSXP
     }
 
     /// Binds an object to `name` in the global environment.

@@ -15,6 +15,87 @@ public enum ControlMessage: Sendable, Hashable {
     case ended(reason: SessionEndReason)
     /// Session process → supervisor: an authorised client asked the server to shut down.
     case shutdownRequested
+    /// Session process → supervisor: check these credentials (the supervisor holds the user
+    /// database and the RSA private key; session processes, which run client code, never do).
+    case authenticate(AuthenticationRequest)
+    /// Supervisor → session process: the answer to `authenticate`.
+    case authenticated(AuthenticationOutcome)
+    /// Session process → supervisor: one request was served (for the audit log; sent only when
+    /// the assignment asks for it).
+    case requestDone(RequestRecord)
+}
+
+/// What the audit log records about one request.
+public struct RequestRecord: Sendable, Hashable {
+    /// The command (`eval`, `voidEval`, `setSEXP`, `call`, `text`...).
+    public var command: String
+    /// Size of the code or data sent.
+    public var codeBytes: UInt64
+    /// SHA-256 of the code (empty for data).
+    public var codeSHA256: [UInt8]
+    /// `ok`, `error`, `refused`, `timeout`, `parse error`...
+    public var outcome: String
+    /// Wall-clock time spent, in microseconds.
+    public var durationMicroseconds: UInt64
+    /// The limit hit, if any (`eval_timeout`, `memory_limit`, `max_output_size`).
+    public var limit: String
+
+    public init(command: String, codeBytes: UInt64, codeSHA256: [UInt8], outcome: String, durationMicroseconds: UInt64, limit: String = "") {
+        self.command = command
+        self.codeBytes = codeBytes
+        self.codeSHA256 = codeSHA256
+        self.outcome = outcome
+        self.durationMicroseconds = durationMicroseconds
+        self.limit = limit
+    }
+}
+
+/// Credentials as a client sent them.
+public struct AuthenticationRequest: Sendable, Hashable {
+    /// How the secret is to be checked.
+    public struct Method: RawRepresentable, Sendable, Hashable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// `secret` is the password, or unix crypt() of it with `salt` (Rserve's login).
+        public static let password = Method(rawValue: 1)
+        /// `secret` is Rserve's RSA-encrypted `[authkey][user\npassword\n]`; `authKey` the key sent.
+        public static let rsa = Method(rawValue: 2)
+    }
+
+    public var method: Method
+    public var user: String
+    public var secret: [UInt8]
+    /// The salt the session announced (for crypt() answers).
+    public var salt: String
+    /// The RSA login's one-time key.
+    public var authKey: [UInt8]
+
+    public init(method: Method, user: String, secret: [UInt8], salt: String = "", authKey: [UInt8] = []) {
+        self.method = method
+        self.user = user
+        self.secret = secret
+        self.salt = salt
+        self.authKey = authKey
+    }
+}
+
+/// The supervisor's answer to an ``AuthenticationRequest``.
+public struct AuthenticationOutcome: Sendable, Hashable {
+    /// Whether the client is now logged in.
+    public var accepted: Bool
+    /// The user (also for a refusal: as far as known, for the log).
+    public var user: String
+    /// The user's role when accepted.
+    public var role: String
+    /// Why not, for the client (no detail that helps guessing).
+    public var message: String
+
+    public init(accepted: Bool, user: String, role: String, message: String) {
+        self.accepted = accepted
+        self.user = user
+        self.role = role
+        self.message = message
+    }
 }
 
 /// Why a session process ended.
@@ -43,6 +124,18 @@ public struct SessionEndReason: RawRepresentable, Sendable, Hashable, CustomStri
         default: "reason \(rawValue)"
         }
     }
+}
+
+/// The logins a server can check.
+public struct LoginMethods: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// User and password (Rserve's plain-text login).
+    public static let password = LoginMethods(rawValue: 1)
+    /// Unix crypt() of the password with a salt the server announces (needs Rserve-style stored passwords).
+    public static let crypt = LoginMethods(rawValue: 2)
+    /// Rserve's RSA secure login.
+    public static let rsa = LoginMethods(rawValue: 4)
 }
 
 /// Which wire protocol a session speaks.
@@ -90,6 +183,14 @@ public struct SessionAssignment: Sendable, Hashable {
     public var fileSizeLimitBytes: UInt64
     /// Most open files (RLIMIT_NOFILE; 0 = inherit).
     public var openFilesLimit: UInt32
+    /// The role of a client that does not log in; empty: it must log in.
+    public var anonymousRole: String = ""
+    /// Which logins the server can check (``LoginMethods``).
+    public var loginMethods: LoginMethods = []
+    /// The client's address, for logs and audit lines.
+    public var peer: String = ""
+    /// Whether to report each request (``ControlMessage/requestDone(_:)``) for the audit log.
+    public var auditRequests: Bool = false
 
     /// Creates an assignment.
     public init(
@@ -113,8 +214,11 @@ public struct SessionAssignment: Sendable, Hashable {
 }
 
 extension ControlMessage {
+    /// The largest encoded message (senders keep credentials and names far below it).
+    public static let maximumSize = 8192
+
     private enum Tag: UInt8 {
-        case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested
+        case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested, authenticate, authenticated, requestDone
     }
 
     /// The message's bytes.
@@ -134,6 +238,15 @@ extension ControlMessage {
             w.u32(a.evalTimeoutMilliseconds); w.u32(a.killGraceMilliseconds); w.u32(a.idleTimeoutMilliseconds)
             w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0); w.u8(a.allowShutdown ? 1 : 0)
             w.u64(a.memoryLimitBytes); w.u64(a.fileSizeLimitBytes); w.u32(a.openFilesLimit)
+            w.string(a.anonymousRole); w.u8(a.loginMethods.rawValue); w.string(a.peer); w.u8(a.auditRequests ? 1 : 0)
+        case .requestDone(let r):
+            w.u8(Tag.requestDone.rawValue); w.string(r.command); w.u64(r.codeBytes); w.data(r.codeSHA256); w.string(r.outcome)
+            w.u64(r.durationMicroseconds); w.string(r.limit)
+        case .authenticate(let a):
+            w.u8(Tag.authenticate.rawValue); w.u8(a.method.rawValue); w.string(a.user); w.data(a.secret)
+            w.string(a.salt); w.data(a.authKey)
+        case .authenticated(let o):
+            w.u8(Tag.authenticated.rawValue); w.u8(o.accepted ? 1 : 0); w.string(o.user); w.string(o.role); w.string(o.message)
         case .ended(let reason):
             w.u8(Tag.ended.rawValue); w.u8(reason.rawValue)
         case .shutdownRequested:
@@ -152,12 +265,26 @@ extension ControlMessage {
         case .spawned: self = .spawned(pid: try r.i32())
         case .exited: self = .exited(pid: try r.i32(), waitStatus: try r.i32())
         case .assign:
-            self = .assign(SessionAssignment(
+            var a = SessionAssignment(
                 sessionID: try r.u64(), wireProtocol: WireProtocol(rawValue: try r.u8()),
                 evalTimeoutMilliseconds: try r.u32(), killGraceMilliseconds: try r.u32(),
                 idleTimeoutMilliseconds: try r.u32(), maxRequestBytes: try r.u64(), maxOutputBytes: try r.u64(),
                 sharedSession: try r.u8() != 0, allowShutdown: try r.u8() != 0,
-                memoryLimitBytes: try r.u64(), fileSizeLimitBytes: try r.u64(), openFilesLimit: try r.u32()))
+                memoryLimitBytes: try r.u64(), fileSizeLimitBytes: try r.u64(), openFilesLimit: try r.u32())
+            a.anonymousRole = try r.string()
+            a.loginMethods = LoginMethods(rawValue: try r.u8())
+            a.peer = try r.string()
+            a.auditRequests = try r.u8() != 0
+            self = .assign(a)
+        case .requestDone:
+            self = .requestDone(RequestRecord(
+                command: try r.string(), codeBytes: try r.u64(), codeSHA256: try r.data(), outcome: try r.string(),
+                durationMicroseconds: try r.u64(), limit: try r.string()))
+        case .authenticate:
+            self = .authenticate(AuthenticationRequest(
+                method: .init(rawValue: try r.u8()), user: try r.string(), secret: try r.data(), salt: try r.string(), authKey: try r.data()))
+        case .authenticated:
+            self = .authenticated(AuthenticationOutcome(accepted: try r.u8() != 0, user: try r.string(), role: try r.string(), message: try r.string()))
         case .ended: self = .ended(reason: SessionEndReason(rawValue: try r.u8()))
         case .shutdownRequested: self = .shutdownRequested
         }
@@ -179,6 +306,8 @@ struct ByteWriter {
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func data(_ v: [UInt8]) { u32(UInt32(v.count)); bytes += v }
+    mutating func string(_ v: String) { data(Array(v.utf8)) }
 }
 
 struct ByteReader {
@@ -196,6 +325,8 @@ struct ByteReader {
         try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) }
     }
     mutating func i32() throws(ControlMessageError) -> Int32 { Int32(bitPattern: try u32()) }
+    mutating func data() throws(ControlMessageError) -> [UInt8] { Array(try take(Int(try u32()))) }
+    mutating func string() throws(ControlMessageError) -> String { String(decoding: try data(), as: UTF8.self) }
     mutating func u64() throws(ControlMessageError) -> UInt64 {
         try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
     }

@@ -31,7 +31,7 @@ public struct ControlSocket: Sendable, Hashable {
 
     /// Receives the next message and the descriptor sent with it, or `nil` at end of stream.
     public func receive() throws(SystemError) -> (message: ControlMessage, descriptor: Int32?)? {
-        var buffer = [UInt8](repeating: 0, count: 256)
+        var buffer = [UInt8](repeating: 0, count: ControlMessage.maximumSize)
         var fd: Int32 = -1
         let n = buffer.withUnsafeMutableBytes { rgs_recv_with_fd(descriptor, $0.baseAddress, $0.count, &fd) }
         if n < 0 { throw SystemError("recvmsg") }

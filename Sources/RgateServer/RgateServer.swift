@@ -40,6 +40,8 @@ public final class RgateServer: Service, Sendable {
     }
     private let pool: WorkerPool
     private let monitor: SessionMonitor
+    private let authenticator: Authenticator?
+    private let audit: AuditLog?
     /// Called once the listeners are bound, with (protocol name, address).
     private let onListening: @Sendable ([(String, String)]) -> Void
 
@@ -53,13 +55,21 @@ public final class RgateServer: Service, Sendable {
         self.gate = gate
         let stopper = Stopper()
         self.stopper = stopper
-        monitor = try SessionMonitor(logger: logger, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
+        let audit = try configuration.auditLog.map { path throws(ConfigurationError) in
+            try AuditLog(path: path, maxBytes: configuration.auditMaxBytes, keep: configuration.auditKeep)
+        }
+        self.audit = audit
+        let authenticator = configuration.policy.hasUsers
+            ? try Authenticator(policy: configuration.policy, rsaKeyFile: configuration.qapRSAKeyFile, logger: logger, audit: audit)
+            : nil
+        self.authenticator = authenticator
+        monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
             if !shared { gate.release() }
         }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
         let monitorRef = monitor
-        pool = try WorkerPool(configuration: configuration, logger: logger) { pid, status in
+        pool = try WorkerPool(configuration: configuration, logger: logger, rsaPublicKeyDER: authenticator?.rsaPublicKeyPEMFree) { pid, status in
             monitorRef.recordExit(pid: pid, status: status)
         }
     }
@@ -68,7 +78,12 @@ public final class RgateServer: Service, Sendable {
     public func run() async throws {
         var listeners: [(TCPListener, WireProtocol)] = []
         if let port = configuration.textPort {
-            listeners.append((try TCPListener(host: configuration.host, port: port), .text))
+            if configuration.policy.anonymousRole == nil {
+                // The seed's protocol has no login: it is served only to an anonymous role.
+                logger.warning("the text protocol is off: it has no login, and anonymous_role is none")
+            } else {
+                listeners.append((try TCPListener(host: configuration.host, port: port), .text))
+            }
         }
         if let port = configuration.qapPort {
             listeners.append((try TCPListener(host: configuration.host, port: port), .qap1))
@@ -125,8 +140,8 @@ public final class RgateServer: Service, Sendable {
         logger.info("stopped")
     }
 
-    private func assignment(for wireProtocol: WireProtocol, id: UInt64) -> SessionAssignment {
-        SessionAssignment(
+    private func assignment(for wireProtocol: WireProtocol, id: UInt64, client: Int32) -> SessionAssignment {
+        var a = SessionAssignment(
             sessionID: id, wireProtocol: wireProtocol,
             evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
             killGraceMilliseconds: configuration.killGrace.milliseconds,
@@ -138,6 +153,15 @@ public final class RgateServer: Service, Sendable {
             memoryLimitBytes: UInt64(configuration.memoryLimitBytes ?? 0),
             fileSizeLimitBytes: UInt64(configuration.fileSizeLimitBytes),
             openFilesLimit: UInt32(clamping: configuration.openFilesLimit))
+        a.anonymousRole = configuration.policy.anonymousRole ?? ""
+        a.loginMethods = authenticator?.loginMethods ?? []
+        a.auditRequests = audit != nil
+        if audit != nil || authenticator != nil { a.peer = peerAddress(client) }
+        return a
+    }
+
+    private func client(_ descriptor: Int32, id: UInt64, _ wireProtocol: WireProtocol, _ work: SessionAssignment) -> SessionMonitor.Client {
+        SessionMonitor.Client(sessionID: id, descriptor: descriptor, wireProtocol: wireProtocol, peer: work.peer, role: work.anonymousRole)
     }
 
     /// Hands a connection to a warm session process at once when a slot and a worker are free;
@@ -156,8 +180,8 @@ public final class RgateServer: Service, Sendable {
             worker.control.close()
             return false
         }
-        let work = assignment(for: wireProtocol, id: id)
-        monitor.watch(pid: worker.pid, control: worker.control, client: SessionMonitor.Client(sessionID: id, descriptor: copy, wireProtocol: wireProtocol), shared: false)
+        let work = assignment(for: wireProtocol, id: id, client: client)
+        monitor.watch(pid: worker.pid, control: worker.control, client: self.client(copy, id: id, wireProtocol, work), shared: false)
         do {
             try worker.control.send(.assign(work), passing: client)
         } catch {
@@ -175,7 +199,7 @@ public final class RgateServer: Service, Sendable {
     /// Gives a connection to a session process. Never throws: failures are told to the client.
     private func handOff(client: Int32, wireProtocol: WireProtocol) async {
         let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
-        let work = assignment(for: wireProtocol, id: id)
+        let work = assignment(for: wireProtocol, id: id, client: client)
         if !work.sharedSession {
             guard await gate.acquire(timeout: configuration.workerWaitTimeout) else {
                 logger.warning("connection refused: \(configuration.maxSessions) sessions are running", metadata: ["session.id": "\(id)"])
@@ -196,7 +220,7 @@ public final class RgateServer: Service, Sendable {
             }
             let copy = dup(client)
             guard copy >= 0 else { break }
-            let handle = SessionMonitor.Client(sessionID: id, descriptor: copy, wireProtocol: wireProtocol)
+            let handle = self.client(copy, id: id, wireProtocol, work)
             monitor.watch(pid: worker.pid, control: worker.control, client: handle, shared: work.sharedSession)
             do {
                 try worker.control.send(.assign(work), passing: client)
@@ -227,6 +251,32 @@ public final class RgateServer: Service, Sendable {
         }
         if winner.pid != worker.pid { worker.control.close() } // lost a race; that spare exits on EOF
         return winner
+    }
+
+    /// `host:port` of the peer (`[v6]:port` for IPv6).
+    private func peerAddress(_ descriptor: Int32) -> String {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
+        }
+        guard ok == 0 else { return "" }
+        var host = [CChar](repeating: 0, count: 64)
+        let family = Int32(address.ss_family)
+        return withUnsafePointer(to: &address) { p -> String in
+            if family == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    var addr = a.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, &host, 64)
+                    return "[\(String(cString: host))]:\(UInt16(bigEndian: a.pointee.sin6_port))"
+                }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                var addr = a.pointee.sin_addr
+                inet_ntop(AF_INET, &addr, &host, 64)
+                return "\(String(cString: host)):\(UInt16(bigEndian: a.pointee.sin_port))"
+            }
+        }
     }
 
     private func refuse(client: Int32, wireProtocol: WireProtocol, message: String) {

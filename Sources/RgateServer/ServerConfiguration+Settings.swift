@@ -1,3 +1,4 @@
+import RgatePolicy
 import Yams
 
 /// A setting that cannot be used: where it came from and why.
@@ -22,7 +23,14 @@ extension ServerConfiguration {
         "host": "address to listen on",
         "text_port": "text protocol port, 0 or off",
         "qap_port": "QAP1 port, 0 or off",
-        "qap_password_file": "Rserve-style password file",
+        "qap_password_file": "Rserve-style password file (its users get rserve_password_role)",
+        "rserve_password_role": "role of users from qap_password_file (default analyst)",
+        "users_file": "rgate users file (`rgate user add`): scrypt hashes",
+        "anonymous_role": "role of clients that do not log in, or none (default: analyst without users, none with)",
+        "allow_remote_without_auth": "allow anonymous access on a non-loopback address",
+        "audit_log": "audit lines (JSON) to this file, - for stdout, off",
+        "audit_max_size": "size at which the audit file rotates",
+        "audit_keep": "rotated audit files kept",
         "qap_rsa_key_file": "PEM RSA key for RSA secure login",
         "allow_shutdown": "let QAP1 clients shut the server down",
         "workers": "warm session processes",
@@ -77,7 +85,16 @@ extension ServerConfiguration {
             host = value
         case "text_port": textPort = try port()
         case "qap_port": qapPort = try port()
-        case "qap_password_file": qapPasswordFile = value.isEmpty ? nil : value
+        case "qap_password_file": policy.rservePasswordFile = value.isEmpty ? nil : value
+        case "rserve_password_role": policy.rservePasswordRole = value
+        case "users_file": policy.usersFile = value.isEmpty ? nil : value
+        case "anonymous_role":
+            policy.anonymousRole = (value == "none" || value.isEmpty) ? nil : value
+            anonymousRoleExplicit = true
+        case "allow_remote_without_auth": allowRemoteWithoutAuth = try flag()
+        case "audit_log": auditLog = (value == "off" || value.isEmpty) ? nil : value
+        case "audit_max_size": auditMaxBytes = try size()
+        case "audit_keep": auditKeep = try count(minimum: 0)
         case "qap_rsa_key_file": qapRSAKeyFile = value.isEmpty ? nil : value
         case "allow_shutdown": allowShutdown = try flag()
         case "workers": warmWorkers = try count(minimum: 0)
@@ -117,9 +134,11 @@ extension ServerConfiguration {
                 guard let read = readFile(file) else { throw ConfigurationError(origin: file, reason: "cannot read the file") }
                 text = read
             }
-            for (key, value, line) in try parseYAML(text, file: file) {
+            let document = try parseYAML(text, file: file)
+            for (key, value, line) in document.settings {
                 try config.apply(key, value, origin: "\(file):\(line)")
             }
+            for role in document.roles { config.policy.roles[role.name] = role }
         }
         for key in keys.keys.sorted() {
             let name = "RGATE_" + key.uppercased()
@@ -128,11 +147,29 @@ extension ServerConfiguration {
         for (key, value) in overrides {
             try config.apply(key, value, origin: "--" + key.replacingUnderscores())
         }
+        try config.finishPolicy(origin: file ?? "configuration")
         return config
     }
 
-    /// The top-level `key: scalar` pairs of a YAML document, with their lines.
-    static func parseYAML(_ text: String, file: String) throws(ConfigurationError) -> [(String, String, Int)] {
+    /// Applies the policy's defaults and checks it as a whole.
+    mutating func finishPolicy(origin: String) throws(ConfigurationError) {
+        if !anonymousRoleExplicit && policy.hasUsers { policy.anonymousRole = nil }
+        do { try policy.validate() } catch { throw ConfigurationError(origin: origin, reason: error.message) }
+        if policy.anonymousRole != nil, !allowRemoteWithoutAuth, !Self.isLoopback(host) {
+            throw ConfigurationError(
+                origin: origin,
+                reason: "host \(host) is not a loopback address, and clients may connect without logging in (anonymous_role: \(policy.anonymousRole!)); add users (users_file, anonymous_role: none) or set allow_remote_without_auth: true")
+        }
+    }
+
+    /// Whether `host` is a loopback address (or name).
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// The top-level `key: scalar` pairs of a YAML document, with their lines, and the `roles`
+    /// mapping (`name: {base, functions, source, eval_timeout, memory_limit, max_sessions, network}`).
+    static func parseYAML(_ text: String, file: String) throws(ConfigurationError) -> (settings: [(String, String, Int)], roles: [Role]) {
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -141,22 +178,103 @@ extension ServerConfiguration {
         } catch {
             throw ConfigurationError(origin: file, reason: "not valid YAML: \(error)")
         }
-        guard let node else { return [] }
+        guard let node else { return ([], []) }
         guard case .mapping(let mapping) = node else {
             throw ConfigurationError(origin: "\(file):\(node.mark?.line ?? 1)", reason: "expected `key: value` lines at the top level")
         }
         var result: [(String, String, Int)] = []
+        var roles: [Role] = []
         for (keyNode, valueNode) in mapping {
             let line = keyNode.mark?.line ?? 0
             guard case .scalar(let key) = keyNode else {
                 throw ConfigurationError(origin: "\(file):\(line)", reason: "expected a plain key")
+            }
+            if key.string == "roles" {
+                roles = try parseRoles(valueNode, file: file)
+                continue
             }
             guard case .scalar(let value) = valueNode else {
                 throw ConfigurationError(origin: "\(file):\(line)", reason: "\(key.string): expected a single value")
             }
             result.append((key.string, value.string, line))
         }
-        return result
+        return (result, roles)
+    }
+
+    private static func parseRoles(_ node: Node, file: String) throws(ConfigurationError) -> [Role] {
+        guard case .mapping(let mapping) = node else {
+            throw ConfigurationError(origin: "\(file):\(node.mark?.line ?? 0)", reason: "roles: expected a mapping of role names to settings")
+        }
+        var roles: [Role] = []
+        for (nameNode, body) in mapping {
+            let line = nameNode.mark?.line ?? 0
+            guard case .scalar(let name) = nameNode else { throw ConfigurationError(origin: "\(file):\(line)", reason: "roles: expected a role name") }
+            let origin = "\(file):\(line)"
+            guard case .mapping(let fields) = body else {
+                throw ConfigurationError(origin: origin, reason: "role \(name.string): expected settings (base, functions, source, ...)")
+            }
+            var base: Role.Base? = Role.Base(rawValue: name.string)
+            var functions: [String] = [], sources: [String] = []
+            var timeout: UInt32?, memory: UInt64?, sessions: Int?, network: Bool?
+            for (fieldNode, valueNode) in fields {
+                let fieldOrigin = "\(file):\(fieldNode.mark?.line ?? line)"
+                guard case .scalar(let field) = fieldNode else { throw ConfigurationError(origin: fieldOrigin, reason: "expected a setting name") }
+                func scalar() throws(ConfigurationError) -> String {
+                    guard case .scalar(let v) = valueNode else { throw ConfigurationError(origin: fieldOrigin, reason: "\(field.string): expected a single value") }
+                    return v.string
+                }
+                func list() throws(ConfigurationError) -> [String] {
+                    switch valueNode {
+                    case .scalar(let v): return [v.string]
+                    case .sequence(let items):
+                        var out: [String] = []
+                        for item in items {
+                            guard case .scalar(let v) = item else { throw ConfigurationError(origin: fieldOrigin, reason: "\(field.string): expected a list of names") }
+                            out.append(v.string)
+                        }
+                        return out
+                    default: throw ConfigurationError(origin: fieldOrigin, reason: "\(field.string): expected a list")
+                    }
+                }
+                switch field.string {
+                case "base":
+                    let v = try scalar()
+                    guard let b = Role.Base(rawValue: v) else {
+                        throw ConfigurationError(origin: fieldOrigin, reason: "role \(name.string): base must be admin, analyst or caller, not \"\(v)\"")
+                    }
+                    base = b
+                case "functions": functions = try list()
+                case "source", "sources": sources = try list()
+                case "eval_timeout":
+                    guard let s = Double(try scalar()), s >= 0, s < 4_000_000 else { throw ConfigurationError(origin: fieldOrigin, reason: "eval_timeout: expected seconds") }
+                    timeout = UInt32(s * 1000)
+                case "memory_limit":
+                    guard let n = parseSize(try scalar()) else { throw ConfigurationError(origin: fieldOrigin, reason: "memory_limit: expected a size like 512M") }
+                    memory = UInt64(n)
+                case "max_sessions":
+                    guard let n = Int(try scalar()), n >= 1 else { throw ConfigurationError(origin: fieldOrigin, reason: "max_sessions: expected a whole number of at least 1") }
+                    sessions = n
+                case "network":
+                    switch try scalar().lowercased() {
+                    case "true", "yes", "on": network = true
+                    case "false", "no", "off": network = false
+                    default: throw ConfigurationError(origin: fieldOrigin, reason: "network: expected true or false")
+                    }
+                default:
+                    throw ConfigurationError(origin: fieldOrigin, reason: "role \(name.string): unknown setting \"\(field.string)\" (known: base, functions, source, eval_timeout, memory_limit, max_sessions, network)")
+                }
+            }
+            guard let base else {
+                throw ConfigurationError(origin: origin, reason: "role \(name.string): needs a base (admin, analyst or caller)")
+            }
+            let role = Role(name: name.string, base: base, functions: functions, sources: sources, evalTimeoutMilliseconds: timeout, memoryLimitBytes: memory, maxSessions: sessions, network: network)
+            do { try role.validate() } catch { throw ConfigurationError(origin: origin, reason: error.message) }
+            for source in sources where access(source, R_OK) != 0 {
+                throw ConfigurationError(origin: origin, reason: "role \(name.string): cannot read source file \(source)")
+            }
+            roles.append(role)
+        }
+        return roles
     }
 
     /// A size like `1048576`, `512K`, `64M`, `1G` (optionally with a trailing `B`).

@@ -1,13 +1,25 @@
+public import RgatePolicy
+
 /// Everything `rgate serve` can be told. Defaults are safe for a single machine: loopback only.
 public struct ServerConfiguration: Sendable, Hashable {
+    /// Users, roles and who may connect without logging in.
+    public var policy = SecurityPolicy()
+    /// Whether `anonymous_role` was set explicitly (otherwise it is `none` once users exist).
+    public var anonymousRoleExplicit = false
+    /// Allow anonymous access on a non-loopback address (refused at start otherwise).
+    public var allowRemoteWithoutAuth = false
+    /// Where audit lines go: a file path, `-` for standard output, nil for nowhere.
+    public var auditLog: String? = nil
+    /// Size at which the audit file is rotated.
+    public var auditMaxBytes: Int = 100 << 20
+    /// Rotated audit files kept.
+    public var auditKeep: Int = 5
     /// The address listeners bind to.
     public var host: String = "127.0.0.1"
     /// The seed text protocol's port; `nil` disables it, 0 picks a free port.
     public var textPort: Int? = 8080
     /// Rserve's QAP1 port; `nil` disables it, 0 picks a free port.
     public var qapPort: Int? = 6311
-    /// An Rserve-style password file; when set, QAP1 clients must log in.
-    public var qapPasswordFile: String? = nil
     /// A PEM RSA private key for Rserve's RSA secure login (default: a key made at start).
     public var qapRSAKeyFile: String? = nil
     /// Whether QAP1 clients may shut the server down (`shutdown` command); off by default.

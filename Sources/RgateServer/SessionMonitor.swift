@@ -20,6 +20,15 @@ final class SessionMonitor: Sendable {
         let sessionID: UInt64
         let descriptor: Int32
         let wireProtocol: WireProtocol
+        var peer: String = ""
+        /// The anonymous role the session started with ("" when it must log in).
+        var role: String = ""
+    }
+
+    /// Who a session's client turned out to be, once logged in.
+    private struct Identity {
+        var user: String?
+        var role: String
     }
 
     private struct Record {
@@ -33,6 +42,7 @@ final class SessionMonitor: Sendable {
         var records: [Int32: Record] = [:] // by control descriptor
         var stopped = false
         var exitStatus: [Int32: Int32] = [:] // pid → wait status, as reported by the zygote
+        var identities: [UInt64: Identity] = [:] // session → logged-in user
     }
 
     private let state = Mutex(State())
@@ -45,10 +55,15 @@ final class SessionMonitor: Sendable {
     /// Called once per client whose session ended (normally or not), with whether it was shared.
     private let onSessionEnd: @Sendable (_ shared: Bool) -> Void
 
-    init(logger: Logger, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
+    private let authenticator: Authenticator?
+    private let audit: AuditLog?
+
+    init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
          onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
         self.onSessionEnd = onSessionEnd
         self.onShutdownRequest = onShutdownRequest
+        self.authenticator = authenticator
+        self.audit = audit
         wake = rgs_eventfd()
         guard wake >= 0 else { throw SystemError("eventfd") }
         self.logger = logger
@@ -61,6 +76,7 @@ final class SessionMonitor: Sendable {
 
     /// Starts watching a session process that now serves `client`.
     func watch(pid: Int32, control: ControlSocket, client: Client, shared: Bool) {
+        audit?.write(event: "session start", session: client.sessionID, peer: client.peer, role: client.role, protocol: "\(client.wireProtocol)")
         state.withLock { s in
             if var record = s.records[control.descriptor] {
                 record.clients.append(client)
@@ -143,10 +159,19 @@ final class SessionMonitor: Sendable {
         do { received = try control.receive() } catch { received = nil }
         if let received {
             if let fd = received.descriptor { close(fd) }
-            if case .shutdownRequested = received.message {
+            switch received.message {
+            case .shutdownRequested:
                 logger.notice("a client asked the server to shut down")
                 onShutdownRequest()
                 return
+            case .authenticate(let request):
+                authenticate(request, descriptor: descriptor, control: control)
+                return
+            case .requestDone(let record):
+                recordRequest(record, descriptor: descriptor)
+                return
+            default:
+                break
             }
             guard case .ended(let reason) = received.message else { return }
             let (client, shared) = state.withLock { s -> (Client?, Bool) in
@@ -156,6 +181,7 @@ final class SessionMonitor: Sendable {
                 return (client, record.shared)
             }
             if let client {
+                finished(client, outcome: "\(reason)")
                 onSessionEnd(shared)
                 logger.debug("session ended", metadata: ["session.id": "\(client.sessionID)", "reason": "\(reason)"])
                 close(client.descriptor)
@@ -173,9 +199,64 @@ final class SessionMonitor: Sendable {
                 metadata: ["session.id": "\(client.sessionID)", "worker.pid": "\(record.pid)"])
             SessionLostReply.send(to: client, cause: cause)
             close(client.descriptor)
+            finished(client, outcome: "lost: worker process \(cause)")
             onSessionEnd(record.shared)
         }
         onGone(record.shared)
+    }
+}
+
+extension SessionMonitor {
+    /// Checks a login on its own thread (a slow hash, maybe a failure delay), then answers the
+    /// session. The answer goes through a duplicate of the control socket, so it reaches that
+    /// session even if its descriptor number is closed and reused meanwhile.
+    private func authenticate(_ request: AuthenticationRequest, descriptor: Int32, control: ControlSocket) {
+        let client = state.withLock { $0.records[descriptor]?.clients.first }
+        let copy = dup(control.descriptor)
+        guard copy >= 0 else { return }
+        let reply = ControlSocket(descriptor: copy)
+        guard let authenticator, let client else {
+            try? reply.send(.authenticated(AuthenticationOutcome(accepted: false, user: request.user, role: "", message: "login is not configured")))
+            reply.close()
+            return
+        }
+        Thread.detach(name: "rgate-login") { [self] in
+            let outcome = authenticator.authenticate(request, peer: client.peer, sessionID: client.sessionID)
+            if outcome.accepted {
+                state.withLock { $0.identities[client.sessionID] = Identity(user: outcome.user, role: outcome.role) }
+            }
+            try? reply.send(.authenticated(outcome))
+            reply.close()
+        }
+    }
+
+    private func recordRequest(_ record: RequestRecord, descriptor: Int32) {
+        guard let audit else { return }
+        let (client, identity) = state.withLock { s -> (Client?, Identity?) in
+            let client = s.records[descriptor]?.clients.first
+            return (client, client.flatMap { s.identities[$0.sessionID] })
+        }
+        guard let client else { return }
+        let hash = record.codeSHA256.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        audit.write(
+            event: "request", session: client.sessionID, peer: client.peer, user: identity?.user,
+            role: identity?.role ?? client.role, protocol: "\(client.wireProtocol)",
+            fields: [
+                ("command", .string(record.command)), ("code_bytes", .int(Int(record.codeBytes))),
+                ("code_sha256", hash.isEmpty ? nil : .string(hash)),
+                ("duration_ms", .double(Double(record.durationMicroseconds) / 1000)),
+                ("limit", record.limit.isEmpty ? nil : .string(record.limit)),
+            ],
+            outcome: record.outcome)
+    }
+
+    /// A client's session is over: forget it and write its audit line.
+    private func finished(_ client: Client, outcome: String) {
+        let identity = state.withLock { $0.identities.removeValue(forKey: client.sessionID) }
+        authenticator?.sessionEnded(client.sessionID)
+        audit?.write(
+            event: "session end", session: client.sessionID, peer: client.peer, user: identity?.user,
+            role: identity?.role ?? client.role, protocol: "\(client.wireProtocol)", outcome: outcome)
     }
 }
 

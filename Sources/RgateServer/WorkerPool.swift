@@ -43,7 +43,10 @@ final class WorkerPool: Sendable {
     /// Resumed once, when the first zygote is ready (true) or died before that (false).
     private let ready = Mutex<CheckedContinuation<Bool, Never>?>(nil)
 
-    init(configuration: ServerConfiguration, logger: Logger, onExit: @escaping @Sendable (Int32, Int32) -> Void) throws {
+    private let rsaPublicKeyDER: [UInt8]?
+
+    init(configuration: ServerConfiguration, logger: Logger, rsaPublicKeyDER: [UInt8]?, onExit: @escaping @Sendable (Int32, Int32) -> Void) throws {
+        self.rsaPublicKeyDER = rsaPublicKeyDER
         self.configuration = configuration
         self.logger = logger
         self.onExit = onExit
@@ -84,8 +87,11 @@ final class WorkerPool: Sendable {
             "LD_BIND_NOW": "1",
         ]
         var overrides = baseOverrides
-        if let file = configuration.qapPasswordFile { overrides["RGATE_QAP_PASSWORD_FILE"] = file }
-        if let file = configuration.qapRSAKeyFile { overrides["RGATE_QAP_RSA_KEY"] = file }
+        // Roles (no secrets: passwords and the RSA private key stay in the supervisor).
+        overrides["RGATE_POLICY"] = configuration.policy.encoded()
+        if let der = rsaPublicKeyDER {
+            overrides["RGATE_RSA_PUBLIC_KEY"] = der.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        }
         overrides["RGATE_SESSION_UIDS"] = configuration.sessionUIDs ? "on" : "off"
         // Transparent huge pages for R's heap in the zygote: every fork copies (and every exit
         // frees) far fewer page-table entries; measured ~1.6-1.9x more fresh sessions per second.

@@ -1,8 +1,8 @@
 import NIOCore
 import RgateEngine
 import RgateIPC
-import RgateAuth
 import RgateModel
+import RgatePolicy
 import RgateQAP1
 internal import CRgateSystem
 #if canImport(Glibc)
@@ -16,22 +16,24 @@ final class QAP1Session {
     private(set) var client: ClientConnection
     let assignment: SessionAssignment
     let control: ControlSocket
-    let passwords: RservePasswordFile?
-    let rsaKey: RSALoginKey?
+    /// The role and the gate every request passes.
+    private var access: SessionAccess
+    /// The public RSA login key (DER), when RSA logins are possible.
+    let rsaPublicKeyDER: [UInt8]?
     /// The random key of this connection's RSA login, once the client asked for it (only once).
     private var authKey: [UInt8]?
-    private lazy var salt: String = RservePasswordFile.makeSalt()
-    private var authenticated: Bool
+    private lazy var salt: String = Self.makeSalt()
+    /// Whether the session has run anything (after which a login can no longer change the role).
+    private var used = false
     private var decoder: QAP1MessageDecoder
     private var buffer = ByteBuffer()
     private var openFile: UnsafeMutablePointer<FILE>?
     private var ended: SessionEndReason?
 
-    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, passwords: RservePasswordFile?, rsaKey: RSALoginKey? = nil) {
-        self.rsaKey = rsaKey
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, settings: WorkerSettings) {
         self.control = control
-        self.passwords = passwords
-        authenticated = passwords == nil
+        rsaPublicKeyDER = assignment.loginMethods.contains(.rsa) ? settings.rsaPublicKeyDER : nil
+        access = SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole)
         self.engine = engine
         self.client = client
         self.assignment = assignment
@@ -39,7 +41,17 @@ final class QAP1Session {
     }
 
     private var timeout: Duration? {
-        assignment.evalTimeoutMilliseconds == 0 ? nil : .milliseconds(assignment.evalTimeoutMilliseconds)
+        let ms = access.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
+        return ms == 0 ? nil : .milliseconds(ms)
+    }
+
+    private var authenticated: Bool { access.role != nil }
+
+    /// A two-character salt for crypt() logins.
+    static func makeSalt() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./".utf8)
+        var rng = SystemRandomNumberGenerator()
+        return String(decoding: [alphabet.randomElement(using: &rng)!, alphabet.randomElement(using: &rng)!], as: UTF8.self)
     }
 
     private var options: EvaluationOptions {
@@ -50,9 +62,9 @@ final class QAP1Session {
     }
 
     func serve() -> SessionEndReason {
-        let identification = passwords == nil
+        let identification = authenticated
             ? QAP1Identification.make()
-            : QAP1Identification.make(authRequired: true, plainText: true, salt: salt)
+            : QAP1Identification.make(authRequired: true, plainText: true, salt: assignment.loginMethods.contains(.crypt) ? salt : nil)
         guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
         engine.cancelWhenPeerCloses(client.descriptor)
@@ -151,6 +163,13 @@ final class QAP1Session {
     private func handle(_ message: QAP1Message) -> Bool {
         let command = message.header.command
         if command.hasRawPayload {
+            guard authenticated else {
+                _ = respond(error: .authFailed)
+                ended = .protocolError
+                return false
+            }
+            guard access.role?.mayUseSerializedCommands == true else { return refuse(command: "\(command)") }
+            used = true
             return serialized(command, message.payload)
         }
         let parameters: [QAP1Parameter]
@@ -165,6 +184,9 @@ final class QAP1Session {
             ended = .protocolError
             return false
         }
+        if command != .login && command != .keyRequest && command != .secureLogin && command != .setBufferSize && command != .setEncoding {
+            used = true
+        }
         switch command {
         case .login:
             return login(parameters)
@@ -173,7 +195,9 @@ final class QAP1Session {
         case .setSEXP, .assignSEXP:
             return assign(parameters, parseName: command == .assignSEXP)
         case .shutdown:
-            guard assignment.allowShutdown else { return respond(error: .disabled) }
+            guard let role = access.role, role.mayShutDown || (assignment.allowShutdown && role.runsArbitraryCode) else {
+                return refuse(command: "shutdown", status: .disabled)
+            }
             try? control.send(.shutdownRequested)
             return respondOK()
         case .switchProtocol:
@@ -185,6 +209,7 @@ final class QAP1Session {
         case .detachSession:
             return detach(evaluating: nil)
         case .detachedVoidEval:
+            guard access.role?.runsArbitraryCode == true else { return refuse(command: "detachedVoidEval") }
             guard case .string(let code)? = parameters.first else { return respond(error: .invalidParameter) }
             return detach(evaluating: code)
         case .ctrlEval, .ctrlSource, .ctrlShutdown, .attachSession:
@@ -201,38 +226,67 @@ final class QAP1Session {
             ended = .protocolError
             return false
         case .openFile, .createFile, .closeFile, .readFile, .writeFile, .removeFile:
+            guard access.role?.mayUseFiles == true else { return refuse(command: "\(command)") }
             return file(command, parameters)
         default:
             return respond(error: .invalidCommand)
         }
     }
 
+    /// Refuses a command the role may not use (the session goes on).
+    private func refuse(command: String, status: QAP1Status = .rError) -> Bool {
+        let message = access.refusalMessage(command: command)
+        engine.setErrorMessage("Error: \(message)\n")
+        WorkerLog.info("session \(assignment.sessionID): \(message)")
+        report(command: command, outcome: "refused")
+        return respond(error: status)
+    }
+
     private func login(_ parameters: [QAP1Parameter]) -> Bool {
-        guard let passwords else { return respondOK() } // no password file: every login succeeds, as with Rserve
-        if authenticated { return respond(error: .invalidCommand) }
-        guard case .string(let bytes)? = parameters.first, let newline = bytes.firstIndex(of: 10) else {
+        // No users configured: every login succeeds, as with Rserve without a password file.
+        guard !assignment.loginMethods.isEmpty else { return respondOK() }
+        if used { return refuse(command: "login after other commands (log in first)", status: .invalidCommand) }
+        guard case .string(let bytes)? = parameters.first, let newline = bytes.firstIndex(of: 10), newline <= 256, bytes.count <= 4096 else {
             _ = respond(error: .authFailed)
             ended = .protocolError
             return false
         }
         let user = String(decoding: bytes[..<newline], as: UTF8.self)
-        var secret = String(decoding: bytes[(newline + 1)...], as: UTF8.self)
-        while secret.hasSuffix("\n") || secret.hasSuffix("\r") { secret.removeLast() }
-        if passwords.verify(user: user, password: secret, salt: salt) {
-            authenticated = true
-            return respondOK()
+        var secret = Array(bytes[(newline + 1)...])
+        while let last = secret.last, last == 10 || last == 13 || last == 0 { secret.removeLast() }
+        return finishLogin(AuthenticationRequest(method: .password, user: user, secret: secret, salt: assignment.loginMethods.contains(.crypt) ? salt : ""))
+    }
+
+    /// Asks the supervisor to check credentials, then adopts the user's role or ends the session
+    /// (as Rserve does after a failed login).
+    private func finishLogin(_ request: AuthenticationRequest) -> Bool {
+        var outcome: AuthenticationOutcome?
+        if (try? control.send(.authenticate(request))) != nil {
+            while let received = try? control.receive() {
+                if let fd = received.descriptor { close(fd) }
+                if case .authenticated(let answer) = received.message { outcome = answer; break }
+            }
         }
-        WorkerLog.info("session \(assignment.sessionID): login failed for user '\(user)'")
-        usleep(300_000) // slow down password guessing
-        _ = respond(error: .authFailed)
-        ended = .protocolError
-        return false
+        guard let outcome, outcome.accepted, access.adopt(roleNamed: outcome.role, user: outcome.user) else {
+            WorkerLog.info("session \(assignment.sessionID): login failed for user '\(request.user)'")
+            engine.setErrorMessage("Error: rgate: \(outcome?.message ?? "login failed")\n")
+            _ = respond(error: .authFailed)
+            ended = .protocolError
+            return false
+        }
+        applyRoleLimits()
+        return respondOK()
+    }
+
+    /// The role's own memory limit, once known.
+    private func applyRoleLimits() {
+        if let bytes = access.role?.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
     }
 
     /// `CMD_keyReq "rsa-authkey"`: a fresh 256-byte key and the server's public RSA key; once
     /// per connection (a second request is a replay attempt: refused and closed, as Rserve 1.8-10+).
     private func keyRequest(_ parameters: [QAP1Parameter]) -> Bool {
-        guard let rsaKey else { return respond(error: .unavailable) }
+        guard let der = rsaPublicKeyDER else { return respond(error: .unavailable) }
         guard let kind = parameters.first?.stringValue, kind.contains("rsa-authkey") else { return respond(error: .invalidParameter) }
         guard authKey == nil else {
             _ = respond(error: .securityClose)
@@ -243,37 +297,53 @@ final class QAP1Session {
         var rng = SystemRandomNumberGenerator()
         for i in key.indices { key[i] = rng.next() }
         authKey = key
-        return respond(.responseOK, payload: ByteBuffer(bytes: rsaKey.keyRequestAnswer(authKey: key)))
+        var answer: [UInt8] = []
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { answer += $0 } }
+        u32(key.count)
+        answer += key
+        u32(der.count)
+        answer += der
+        return respond(.responseOK, payload: ByteBuffer(bytes: answer))
     }
 
-    /// `CMD_secLogin`: the RSA-OAEP encrypted `[authkey][user\npassword\n]`.
+    /// `CMD_secLogin`: the RSA-OAEP encrypted `[authkey][user\npassword\n]`, opened by the supervisor.
     private func secureLogin(_ parameters: [QAP1Parameter]) -> Bool {
-        guard let rsaKey, let authKey else { return respond(error: .unavailable) }
-        guard let passwords else { return respondOK() }
-        guard case .bytes(let body)? = parameters.first,
-              let (user, password) = rsaKey.openLogin(Array(body.readableBytesView), authKey: authKey) else {
-            usleep(300_000)
+        guard rsaPublicKeyDER != nil, let authKey else { return respond(error: .unavailable) }
+        if used { return refuse(command: "login after other commands (log in first)", status: .invalidCommand) }
+        guard case .bytes(let body)? = parameters.first, body.readableBytes <= 4096 else {
             _ = respond(error: .authFailed)
             ended = .protocolError
             return false
         }
-        if passwords.verify(user: user, password: password, salt: nil) {
-            authenticated = true
-            return respondOK()
+        return finishLogin(AuthenticationRequest(method: .rsa, user: "", secret: Array(body.readableBytesView), authKey: authKey))
+    }
+
+    /// Reports a request for the audit log, when asked to.
+    private func report(command: String, code: [UInt8]? = nil, outcome: String, since start: ContinuousClock.Instant? = nil, limit: String = "") {
+        guard assignment.auditRequests else { return }
+        let hash = code.map { c in c.withUnsafeBytes { SessionAccess.sha256($0) } } ?? []
+        var micros: UInt64 = 0
+        if let start {
+            let d = ContinuousClock.now - start
+            micros = UInt64(d.components.seconds) * 1_000_000 + UInt64(d.components.attoseconds / 1_000_000_000_000)
         }
-        WorkerLog.info("session \(assignment.sessionID): secure login failed for user '\(user)'")
-        usleep(300_000)
-        _ = respond(error: .authFailed)
-        ended = .protocolError
-        return false
+        try? control.send(.requestDone(RequestRecord(
+            command: command, codeBytes: UInt64(code?.count ?? 0), codeSHA256: hash, outcome: outcome,
+            durationMicroseconds: micros, limit: limit)))
     }
 
     private func evaluate(_ parameters: [QAP1Parameter], returnValue: Bool) -> Bool {
         let outcome: (Evaluation, RObject?)
+        let start = ContinuousClock.now
+        let command = returnValue ? "eval" : "voidEval"
+        var sent: [UInt8]?
         switch parameters.first {
         case .string(let code)?:
-            outcome = withHardLimit { code.withUnsafeBytes { engine.evaluateKeepingValue(utf8: $0, options: options) } }
+            sent = code
+            let access = self.access
+            outcome = withHardLimit { code.withUnsafeBytes { access.evaluate(engine, code: $0, options: options) } }
         case .sexp(let body)?:
+            guard access.role?.runsArbitraryCode == true else { return refuse(command: "\(command) of an R object") }
             let object: RObject
             do {
                 object = try engine.makeObject(try QAP1SEXP.decode(body))
@@ -285,6 +355,10 @@ final class QAP1Session {
             return respond(error: .invalidParameter)
         }
         let (evaluation, object) = outcome
+        if assignment.auditRequests {
+            let status = evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok"
+            report(command: command, code: sent, outcome: status, since: start, limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")
+        }
         if let error = evaluation.error {
             switch error.code {
             case .parseIncomplete: return respond(error: .parseIncomplete)
@@ -328,6 +402,12 @@ final class QAP1Session {
         default:
             return respond(error: .invalidParameter)
         }
+        if let refusal = access.assignRefusal(name: name, value: value) {
+            engine.setErrorMessage("Error: \(refusal)\n")
+            report(command: "setSEXP", outcome: "refused")
+            return respond(error: .rError)
+        }
+        report(command: parseName ? "assignSEXP" : "setSEXP", outcome: "ok")
         do {
             let object = try engine.makeObject(value)
             if !parseName || Self.isPlainName(name) {

@@ -79,10 +79,15 @@ struct SessionProcess {
         ClientConnection(descriptor: client).setIdleTimeout(milliseconds: assignment.idleTimeoutMilliseconds)
         switch assignment.wireProtocol {
         case .text:
-            var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control)
+            // The text protocol has no login: it serves only the anonymous role (the supervisor
+            // does not hand text connections over when there is none).
+            let access = SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole)
+            guard access.role != nil else { return .protocolError }
+            if let bytes = access.role?.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
+            var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
             return session.serve()
         case .qap1:
-            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, passwords: settings.passwords, rsaKey: settings.rsaKey).serve()
+            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, settings: settings).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
             return .protocolError

@@ -14,9 +14,12 @@ struct TextSession {
     let client: ClientConnection
     let assignment: SessionAssignment
     let control: ControlSocket
+    /// The role (the configuration's anonymous role: the text protocol has no login).
+    let access: SessionAccess?
     private var cachedEncoding: TextEncoding = .utf8
 
-    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket) {
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, access: SessionAccess? = nil) {
+        self.access = access
         self.engine = engine
         self.client = client
         self.assignment = assignment
@@ -83,7 +86,8 @@ struct TextSession {
             return reject(error, encoding: encoding, status: request.wantsStatus)
         }
 
-        let timeout: Duration? = assignment.evalTimeoutMilliseconds == 0 ? nil : .milliseconds(assignment.evalTimeoutMilliseconds)
+        let ms = access?.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
+        let timeout: Duration? = ms == 0 ? nil : .milliseconds(ms)
         let options = EvaluationOptions(printVisible: true, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
         let client = self.client
         let wantsStatus = request.wantsStatus
@@ -104,8 +108,21 @@ struct TextSession {
         if let timeout {
             rgs_watchdog_arm(UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000) + UInt64(assignment.killGraceMilliseconds))
         }
-        let evaluation = code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
+        let start = ContinuousClock.now
+        let evaluation = if let access, access.isCaller {
+            code.withUnsafeBytes { access.evaluate(engine, code: $0, options: options).0 }
+        } else {
+            code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
+        }
         if timeout != nil { rgs_watchdog_arm(0) }
+        if assignment.auditRequests {
+            let d = ContinuousClock.now - start
+            let status = evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok"
+            try? control.send(.requestDone(RequestRecord(
+                command: "text", codeBytes: UInt64(code.count), codeSHA256: code.withUnsafeBytes { SessionAccess.sha256($0) },
+                outcome: status, durationMicroseconds: UInt64(d.components.seconds) * 1_000_000 + UInt64(d.components.attoseconds / 1_000_000_000_000),
+                limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")))
+        }
         engine.onQuit = nil
 
         var text = evaluation.transcript

@@ -1,7 +1,7 @@
 internal import CRgateSystem
 public import RgateEngine
 public import RgateIPC
-import RgateAuth
+import RgatePolicy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,26 +27,27 @@ public enum Zygote {
             WorkerLog.error("R did not start: \(error)")
             exit(70)
         }
+        var settings = WorkerSettings()
+        do {
+            if let json = getenv("RGATE_POLICY").map({ String(cString: $0) }) {
+                settings.policy = try SecurityPolicy(json: json)
+            }
+            // Caller roles' scripts and functions: loaded once here, shared by every session.
+            settings.callers = try CallerRuntime.prepare(settings.policy, engine: engine)
+            engine.resetSessionState()
+        } catch {
+            WorkerLog.error("cannot load the security policy: \(error)")
+            exit(78)
+        }
+        if let hex = getenv("RGATE_RSA_PUBLIC_KEY").map({ String(cString: $0) }) {
+            settings.rsaPublicKeyDER = decodeHex(hex)
+        }
         warmUp(engine)
         let startup = clock.now - start
         let threads = rgs_thread_count()
         guard threads == 1 else {
             WorkerLog.error("the zygote must be single-threaded to fork safely, but it has \(threads) threads")
             exit(70)
-        }
-        var settings = WorkerSettings()
-        if let path = getenv("RGATE_QAP_PASSWORD_FILE").map({ String(cString: $0) }) {
-            do {
-                settings.passwords = try WorkerSettings.loadPasswords(path)
-                if let keyPath = getenv("RGATE_QAP_RSA_KEY").map({ String(cString: $0) }) {
-                    settings.rsaKey = try RSALoginKey(pem: try WorkerSettings.readText(keyPath))
-                } else {
-                    settings.rsaKey = try RSALoginKey.generate()
-                }
-            } catch {
-                WorkerLog.error("\(error)")
-                exit(78)
-            }
         }
         if getuid() == 0, getenv("RGATE_SESSION_UIDS").map({ String(cString: $0) }) != "off" {
             settings.uidBase = 100_000
@@ -180,30 +181,37 @@ enum WorkerLog {
 
 /// What every session process of this worker shares, loaded once in the zygote.
 struct WorkerSettings {
-    /// Rserve-style password file for QAP1 logins; nil when logins are not required.
-    var passwords: RservePasswordFile?
+    /// Roles and who may connect (no secrets: logins are checked by the supervisor).
+    var policy = SecurityPolicy()
+    /// Caller roles' resolved functions, by role name.
+    var callers: [String: CallerRuntime] = [:]
     /// When the worker runs as root: each session process becomes its own unprivileged user
     /// (`uidBase` + its pid), so sessions cannot signal or read each other or the server, and
     /// `maxProcesses` limits each one's processes. Nil: sessions keep the worker's user.
     var uidBase: UInt32?
     var maxProcesses: UInt32 = 256
-    /// The key for Rserve's RSA secure login (keyReq/secLogin), when logins are required.
-    var rsaKey: RSALoginKey?
+    /// The public half of the RSA login key (DER), which sessions send in `keyReq` answers.
+    var rsaPublicKeyDER: [UInt8]?
+}
 
-    static func loadPasswords(_ path: String) throws -> RservePasswordFile {
-        try RservePasswordFile(text: try readText(path), source: path)
-    }
-
-    static func readText(_ path: String) throws -> String {
-        guard let file = fopen(path, "r") else { throw AuthConfigurationError("\(path): cannot open (errno \(errno))") }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
+func decodeHex(_ text: String) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    out.reserveCapacity(digits.count / 2)
+    func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x61...0x66: c - 0x61 + 10
+        case 0x41...0x46: c - 0x41 + 10
+        default: nil
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
+    var i = 0
+    while i < digits.count {
+        guard let hi = value(digits[i]), let lo = value(digits[i + 1]) else { return nil }
+        out.append(hi << 4 | lo)
+        i += 2
+    }
+    return out
 }

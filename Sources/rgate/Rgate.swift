@@ -5,7 +5,7 @@ struct Rgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rgate",
         abstract: "A fast, secure R evaluation server.",
-        subcommands: [Serve.self, Eval.self, Worker.self]
+        subcommands: [Serve.self, Eval.self, User.self, Worker.self]
     )
 }
 

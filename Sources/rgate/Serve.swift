@@ -2,7 +2,6 @@ import ArgumentParser
 import CRgateSystem
 import Foundation
 import Logging
-import RgateAuth
 import RgateServer
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -34,6 +33,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
     var qapPasswordFile: String?
+
+    @Option(name: .customLong("users-file"), help: "rgate users file (see `rgate user`); clients must then log in.")
+    var usersFile: String?
+
+    @Option(name: .customLong("anonymous-role"), help: "Role of clients that do not log in, or `none`. [analyst; none with users]")
+    var anonymousRole: String?
+
+    @Option(name: .customLong("audit-log"), help: "Audit lines (JSON) to FILE, `-` for stdout, or `off`. [off]")
+    var auditLog: String?
 
     @Option(name: .customLong("qap-rsa-key-file"), help: "PEM RSA key for RSA secure login (default: made at start).")
     var qapRSAKeyFile: String?
@@ -120,6 +128,7 @@ struct Serve: AsyncParsableCommand {
             ("max_sessions", maxSessions), ("session_wait", sessionWait), ("memory_limit", memoryLimit),
             ("max_file_size", maxFileSize), ("shutdown_grace", shutdownGrace), ("log_level", logLevel),
             ("session_uids", sessionUIDs), ("max_processes", maxProcesses),
+            ("users_file", usersFile), ("anonymous_role", anonymousRole), ("audit_log", auditLog),
         ]
         for case let (key, value?) in options { o.append((key, value)) }
         if allowShutdown { o.append(("allow_shutdown", "true")) }
@@ -134,13 +143,15 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        if let path = settings.qapPasswordFile {
-            // Refuse a bad file now, with its line, rather than in every session.
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw ValidationError("qap_password_file: cannot read \(path)")
-            }
-            do { _ = try RservePasswordFile(text: text, source: path) } catch { throw ValidationError("\(error)") }
-            settings.qapPasswordFile = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        // Workers may run elsewhere: every file the policy names becomes an absolute path.
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        settings.policy.usersFile = settings.policy.usersFile.map(absolute)
+        settings.policy.rservePasswordFile = settings.policy.rservePasswordFile.map(absolute)
+        for (name, var role) in settings.policy.roles {
+            role.sources = role.sources.map(absolute)
+            settings.policy.roles[name] = role
         }
         if exitWithParent {
             // Two ways to notice the parent is gone: PR_SET_PDEATHSIG (fires when the parent

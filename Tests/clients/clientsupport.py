@@ -565,3 +565,150 @@ def rgate_bug(request, server, reason: str) -> None:
 def missing_feature(reason: str):
     """A documented Rserve feature rgate does not implement yet."""
     return pytest.mark.xfail(reason=f"rgate lacks: {reason}", strict=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Users, roles and logins (test_security.py)
+
+CMD_SEC_LOGIN = 0x007
+CMD_KEY_REQ = 0x006
+CMD_OPEN_FILE = 0x010
+CMD_CREATE_FILE = 0x011
+CMD_CLOSE_FILE = 0x012
+CMD_READ_FILE = 0x013
+CMD_WRITE_FILE = 0x014
+CMD_REMOVE_FILE = 0x015
+CMD_ASSIGN_SEXP = 0x021
+CMD_DETACHED_VOID_EVAL = 0x031
+CMD_SER_ASSIGN = 0x0F6
+CMD_SER_EE = 0x0F7
+
+XT_SYMNAME = 19
+XT_VECTOR = 16
+XT_CLOS = 18
+XT_LIST_TAG = 21
+XT_LANG_NOTAG = 22
+XT_VECTOR_EXP = 26
+XT_ARRAY_DOUBLE = 33
+XT_ARRAY_STR = 34
+XT_HAS_ATTR = 0x80
+
+
+def rgate_cli(*args: str, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs `rgate ARGS...` (the binary the servers use), stdin from bytes; text output."""
+    return subprocess.run(
+        [str(rgate_binary()), *args], input=stdin if stdin is not None else b"",
+        capture_output=True, timeout=timeout,
+    )
+
+
+def login_message(user: str, password: str) -> bytes:
+    """CMD_login with Rserve's plain-text credentials "user\\npassword"."""
+    return message(CMD_LOGIN, string_param(f"{user}\n{password}"))
+
+
+def qap_login(port: int, user: str, password: str) -> tuple[socket.socket, Response | None]:
+    """A raw connection after CMD_login, and the login's answer (None: closed without one)."""
+    sock, ident = open_qap(port)
+    assert ident.startswith(b"Rsrv0103QAP1"), ident
+    sock.sendall(login_message(user, password))
+    return sock, read_response(sock)
+
+
+def pyrserve_login(conn, user: str, password: str) -> Response | None:
+    """pyRserve 1.0.4 has no login API: sends CMD_login on its socket and returns the answer."""
+    conn.sock.sendall(login_message(user, password))
+    return read_response(conn.sock)
+
+
+def command(sock: socket.socket, cmd: int, payload: bytes = b"") -> Response | None:
+    sock.sendall(message(cmd, payload))
+    return read_response(sock)
+
+
+def eval_on(sock: socket.socket, code: str | bytes) -> Response | None:
+    """CMD_eval of code (a DT_STRING) on an open connection."""
+    return command(sock, CMD_EVAL, string_param(code))
+
+
+def double_answer(value: float) -> bytes:
+    """The CMD_eval answer payload of one double (a plain numeric(1))."""
+    return bytes.fromhex("0a0c0000 21080000") + struct.pack("<d", value)
+
+
+def connection_closed(sock: socket.socket, timeout: float = 10) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+# QAP1 encoding of language objects and data (what pyRserve cannot send).
+
+
+def _pad4(data: bytes, fill: bytes = b"\0") -> bytes:
+    return data + fill * (-len(data) % 4)
+
+
+def sexp(xt: int, body: bytes, attributes: bytes | None = None) -> bytes:
+    """One QAP1 object: header (XT type, length; XT_LARGE when needed) + [attributes] + body."""
+    if attributes is not None:
+        xt |= XT_HAS_ATTR
+        body = attributes + body
+    n = len(body)
+    if n > 0xFFFFFF:
+        return struct.pack("<II", xt | 0x40 | ((n & 0xFFFFFF) << 8), n >> 24) + body
+    return struct.pack("<I", xt | (n << 8)) + body
+
+
+def sexp_symbol(name: str) -> bytes:
+    return sexp(XT_SYMNAME, _pad4(name.encode() + b"\0"))
+
+
+def sexp_strings(*values: str) -> bytes:
+    return sexp(XT_ARRAY_STR, _pad4(b"".join(v.encode() + b"\0" for v in values), b"\x01"))
+
+
+def sexp_doubles(*values: float, attributes: bytes | None = None) -> bytes:
+    return sexp(XT_ARRAY_DOUBLE, struct.pack(f"<{len(values)}d", *values), attributes)
+
+
+def sexp_call(function: bytes, *arguments: bytes, attributes: bytes | None = None) -> bytes:
+    """A call (XT_LANG_NOTAG): function (usually sexp_symbol) then the arguments."""
+    return sexp(XT_LANG_NOTAG, function + b"".join(arguments), attributes)
+
+
+def sexp_list(*items: bytes) -> bytes:
+    return sexp(XT_VECTOR, b"".join(items))
+
+
+def sexp_expression(*items: bytes) -> bytes:
+    return sexp(XT_VECTOR_EXP, b"".join(items))
+
+
+def sexp_tagged(pairs: list[tuple[bytes, str]]) -> bytes:
+    """A tagged pairlist (XT_LIST_TAG): value, tag symbol, ...; used for attributes."""
+    return sexp(XT_LIST_TAG, b"".join(value + sexp_symbol(tag) for value, tag in pairs))
+
+
+def sexp_param(obj: bytes) -> bytes:
+    """A DT_SEXP parameter holding obj."""
+    n = len(obj)
+    if n > 0xFFFFFF:
+        return struct.pack("<II", DT_SEXP | DT_LARGE | ((n & 0xFFFFFF) << 8), n >> 24) + obj
+    return struct.pack("<I", DT_SEXP | (n << 8)) + obj
+
+
+def set_sexp_payload(name: str, obj: bytes) -> bytes:
+    return string_param(name) + sexp_param(obj)
+
+
+def r_serialize(expression: str, timeout: float = 60) -> bytes:
+    """serialize(<expression>, NULL) as computed by R (the payload of serEval/serAssign/serEE)."""
+    r = subprocess.run(
+        ["Rscript", "--vanilla", "-e", f"cat(as.character(serialize({expression}, NULL)), sep = '')"],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    return bytes.fromhex(r.stdout.strip())

@@ -175,6 +175,18 @@ rg_sexp rg_install(const char *name);
 void rg_set_nth_car(rg_sexp x, int64_t i, rg_sexp value);
 /// Binds `value` to `name` in the global environment. 0 on success.
 int rg_assign_global(const char *name, rg_sexp value);
+/// Binds `name` to `value` in `env`; 0 on success.
+int rg_define(rg_sexp env, const char *name, rg_sexp value);
+/// A new (preserved) environment whose parent is the global environment, or NULL.
+rg_sexp rg_new_env(void);
+/// The (preserved) value of `name` in the global environment itself, or NULL when unbound, an
+/// active binding or a promise (never runs R code).
+rg_sexp rg_lookup_global(const char *name);
+/// 1 when `x` is plain data: NULL, atomic vectors and lists of them, attributes included
+/// (no functions, environments, language objects, symbols, S4 objects, external pointers).
+int rg_is_plain_data(rg_sexp x);
+/// Like rg_eval, in `env` instead of the global environment.
+int rg_eval_in(rg_sexp expr, rg_sexp env, rg_sexp *value, int *visible);
 
 #ifdef __cplusplus
 }
