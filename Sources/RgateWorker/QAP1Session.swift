@@ -184,7 +184,7 @@ final class QAP1Session {
             ended = .protocolError
             return false
         }
-        if command != .login && command != .keyRequest && command != .secureLogin && command != .setBufferSize && command != .setEncoding {
+        if ![.login, .keyRequest, .secureLogin, .switchProtocol, .setBufferSize, .setEncoding].contains(command) {
             used = true
         }
         switch command {
@@ -195,7 +195,8 @@ final class QAP1Session {
         case .setSEXP, .assignSEXP:
             return assign(parameters, parseName: command == .assignSEXP)
         case .shutdown:
-            guard let role = access.role, role.mayShutDown || (assignment.allowShutdown && role.runsArbitraryCode) else {
+            // admin may; --allow-shutdown (Rserve's model) extends it to anonymous analysts only.
+            guard let role = access.role, role.mayShutDown || (assignment.allowShutdown && access.user == nil && role.runsArbitraryCode) else {
                 return refuse(command: "shutdown", status: .disabled)
             }
             try? control.send(.shutdownRequested)
@@ -245,6 +246,8 @@ final class QAP1Session {
     private func login(_ parameters: [QAP1Parameter]) -> Bool {
         // No users configured: every login succeeds, as with Rserve without a password file.
         guard !assignment.loginMethods.isEmpty else { return respondOK() }
+        // As Rserve: a second login is an invalid command (an anonymous client may log in once).
+        if access.user != nil || (authenticated && assignment.anonymousRole.isEmpty) { return respond(error: .invalidCommand) }
         if used { return refuse(command: "login after other commands (log in first)", status: .invalidCommand) }
         guard case .string(let bytes)? = parameters.first, let newline = bytes.firstIndex(of: 10), newline <= 256, bytes.count <= 4096 else {
             _ = respond(error: .authFailed)

@@ -37,17 +37,18 @@ final class ServerProcess: @unchecked Sendable {
         var text = ""
         let handle = out.fileHandleForReading
         let deadline = Date().addingTimeInterval(30)
-        while !(text.contains("listening text") && text.contains("listening qap1")), Date() < deadline {
+        // Every listener's line is printed at once; the text one is missing when it is off.
+        while !text.contains("listening qap1"), Date() < deadline {
             let data = handle.availableData
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
         }
-        guard let line = text.split(separator: "\n").first(where: { $0.contains("listening text") }),
-              let port = Int(line.split(separator: ":").last ?? "") else {
+        guard text.contains("listening qap1") else {
             process.terminate()
             throw ServerError(message: "server did not start: \(text) \(String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))")
         }
-        textPort = port
+        textPort = text.split(separator: "\n").first(where: { $0.contains("listening text") })
+            .flatMap { Int($0.split(separator: ":").last ?? "") } ?? -1
         qapPort = text.split(separator: "\n").first(where: { $0.contains("listening qap1") })
             .flatMap { Int($0.split(separator: ":").last ?? "") } ?? -1
     }

@@ -595,7 +595,7 @@ XT_HAS_ATTR = 0x80
 
 
 def rgate_cli(*args: str, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Runs `rgate ARGS...` (the binary the servers use), stdin from bytes; text output."""
+    """Runs `rgate ARGS...` (the binary the servers use) with stdin from bytes; output as bytes."""
     return subprocess.run(
         [str(rgate_binary()), *args], input=stdin if stdin is not None else b"",
         capture_output=True, timeout=timeout,
