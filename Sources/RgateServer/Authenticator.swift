@@ -10,13 +10,17 @@ import Glibc
 /// Checks logins for every session, in the supervisor: the user database, Rserve password file
 /// and RSA private key never enter a session process (which runs client code).
 ///
-/// Failed logins are slowed down per client address (the answer waits 0.25 s, doubling with each
-/// recent failure up to 8 s), and an address with ``lockoutFailures`` failures within
-/// ``failureWindow`` is refused without checking for that window. Per-role session limits are
-/// counted here too.
+/// Failed logins are slowed down per client address (the answer waits `login_delay`, doubling
+/// with each recent failure up to 32 times that), and an address with `login_max_failures`
+/// failures within `login_lockout` is refused without checking until that window has passed.
+/// Per-role session limits are counted here too.
 final class Authenticator: Sendable {
-    static let lockoutFailures = 10
-    static let failureWindow: Duration = .seconds(600)
+    /// How failed logins are slowed down and locked out.
+    struct Throttle: Sendable, Hashable {
+        var maxFailures = 10
+        var window: Duration = .seconds(600)
+        var delay: Duration = .milliseconds(250)
+    }
 
     private struct Failures {
         var count: Int
@@ -38,7 +42,10 @@ final class Authenticator: Sendable {
     private let audit: AuditLog?
     private let state = Mutex(State())
 
-    init(policy: SecurityPolicy, rsaKeyFile: String?, logger: Logger, audit: AuditLog?) throws {
+    let throttle: Throttle
+
+    init(policy: SecurityPolicy, rsaKeyFile: String?, throttle: Throttle = Throttle(), logger: Logger, audit: AuditLog?) throws {
+        self.throttle = throttle
         self.policy = policy
         self.logger = logger
         self.audit = audit
@@ -82,8 +89,8 @@ final class Authenticator: Sendable {
         let now = clock.now
         let locked = state.withLock { s -> Bool in
             guard let f = s.failures[host] else { return false }
-            if now - f.first > Self.failureWindow { s.failures[host] = nil; return false }
-            return f.count >= Self.lockoutFailures
+            if now - f.first > throttle.window { s.failures[host] = nil; return false }
+            return f.count >= throttle.maxFailures
         }
         if locked {
             audit?.write(event: "login", session: sessionID, peer: peer, user: request.user, outcome: "locked out")
@@ -123,13 +130,14 @@ final class Authenticator: Sendable {
             var f = s.failures[host] ?? Failures(count: 0, first: now)
             f.count += 1
             s.failures[host] = f
-            if s.failures.count > 10_000 { s.failures = s.failures.filter { now - $0.value.first <= Self.failureWindow } }
+            if s.failures.count > 10_000 { s.failures = s.failures.filter { now - $0.value.first <= throttle.window } }
             return f.count
         }
         logger.notice("login failed", metadata: ["user": "\(user)", "peer": "\(peer)", "session.id": "\(sessionID)", "failures": "\(count)"])
         audit?.write(event: "login", session: sessionID, peer: peer, user: user, outcome: "failed")
-        let delay = min(250 << min(count - 1, 5), 8000)
-        usleep(UInt32(delay) * 1000)
+        let base = throttle.delay.components
+        let baseMicros = Int(base.seconds) * 1_000_000 + Int(base.attoseconds / 1_000_000_000_000)
+        usleep(UInt32(clamping: baseMicros << min(count - 1, 5)))
         return AuthenticationOutcome(accepted: false, user: user, role: "", message: "login failed")
     }
 

@@ -1,5 +1,6 @@
 public import Logging
 import NIOCore
+import NIOSSL
 import RgateIPC
 import RgateQAP1
 import RgateText
@@ -60,7 +61,10 @@ public final class RgateServer: Service, Sendable {
         }
         self.audit = audit
         let authenticator = configuration.policy.hasUsers
-            ? try Authenticator(policy: configuration.policy, rsaKeyFile: configuration.qapRSAKeyFile, logger: logger, audit: audit)
+            ? try Authenticator(
+                policy: configuration.policy, rsaKeyFile: configuration.qapRSAKeyFile,
+                throttle: .init(maxFailures: configuration.loginMaxFailures, window: configuration.loginLockout, delay: configuration.loginDelay),
+                logger: logger, audit: audit)
             : nil
         self.authenticator = authenticator
         monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
@@ -88,8 +92,9 @@ public final class RgateServer: Service, Sendable {
         if let port = configuration.qapPort {
             listeners.append((try TCPListener(host: configuration.host, port: port), .qap1))
         }
+        let tls = try makeTLSTerminator()
         let bound = listeners
-        guard !bound.isEmpty else {
+        guard !bound.isEmpty || tls != nil else {
             throw SystemError("no listener is enabled (every port is off)", errno: EINVAL)
         }
         try await pool.start()
@@ -98,10 +103,21 @@ public final class RgateServer: Service, Sendable {
         for (listener, proto) in bound {
             logger.info("listening", metadata: ["protocol": "\(proto)", "address": "\(listener.address)"])
         }
-        onListening(bound.map { ("\($0.1)", $0.0.address) })
+        if let tls { logger.info("listening", metadata: ["protocol": "qap1-tls", "address": "\(tls.address)"]) }
+        onListening(bound.map { ("\($0.1)", $0.0.address) } + (tls.map { [("qap1-tls", $0.address)] } ?? []))
 
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                if let tls {
+                    group.addTask {
+                        await withDiscardingTaskGroup { connections in
+                            for await connection in tls.connections {
+                                if self.handOffNow(client: connection.descriptor, wireProtocol: .qap1, peer: connection.peer) { continue }
+                                connections.addTask { await self.handOff(client: connection.descriptor, wireProtocol: .qap1, peer: connection.peer) }
+                            }
+                        }
+                    }
+                }
                 for (listener, proto) in bound {
                     group.addTask {
                         await withDiscardingTaskGroup { connections in
@@ -117,6 +133,7 @@ public final class RgateServer: Service, Sendable {
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new connections")
             for (listener, _) in bound { listener.shutdown() }
+            tls?.shutdown()
         }
         await drain()
     }
@@ -140,7 +157,19 @@ public final class RgateServer: Service, Sendable {
         logger.info("stopped")
     }
 
-    private func assignment(for wireProtocol: WireProtocol, id: UInt64, client: Int32) -> SessionAssignment {
+    private func makeTLSTerminator() throws -> TLSTerminator? {
+        guard let port = configuration.tlsPort, let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile else { return nil }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        if let ca = configuration.tlsClientCAFile {
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .file(ca)
+        }
+        return try TLSTerminator(host: configuration.host, port: port, configuration: tls)
+    }
+
+    private func assignment(for wireProtocol: WireProtocol, id: UInt64, client: Int32, peer: String? = nil) -> SessionAssignment {
         var a = SessionAssignment(
             sessionID: id, wireProtocol: wireProtocol,
             evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
@@ -156,7 +185,7 @@ public final class RgateServer: Service, Sendable {
         a.anonymousRole = configuration.policy.anonymousRole ?? ""
         a.loginMethods = authenticator?.loginMethods ?? []
         a.auditRequests = audit != nil
-        if audit != nil || authenticator != nil { a.peer = peerAddress(client) }
+        if let peer { a.peer = peer } else if audit != nil || authenticator != nil { a.peer = peerAddress(client) }
         return a
     }
 
@@ -166,7 +195,7 @@ public final class RgateServer: Service, Sendable {
 
     /// Hands a connection to a warm session process at once when a slot and a worker are free;
     /// false (nothing done) otherwise. Runs on the accept thread: no task hop on the fast path.
-    private func handOffNow(client: Int32, wireProtocol: WireProtocol) -> Bool {
+    private func handOffNow(client: Int32, wireProtocol: WireProtocol, peer: String? = nil) -> Bool {
         guard !(configuration.sharedSession && wireProtocol == .text) else { return false }
         guard gate.tryAcquire() else { return false }
         guard let worker = pool.tryCheckout() else {
@@ -180,7 +209,7 @@ public final class RgateServer: Service, Sendable {
             worker.control.close()
             return false
         }
-        let work = assignment(for: wireProtocol, id: id, client: client)
+        let work = assignment(for: wireProtocol, id: id, client: client, peer: peer)
         monitor.watch(pid: worker.pid, control: worker.control, client: self.client(copy, id: id, wireProtocol, work), shared: false)
         do {
             try worker.control.send(.assign(work), passing: client)
@@ -197,9 +226,9 @@ public final class RgateServer: Service, Sendable {
     }
 
     /// Gives a connection to a session process. Never throws: failures are told to the client.
-    private func handOff(client: Int32, wireProtocol: WireProtocol) async {
+    private func handOff(client: Int32, wireProtocol: WireProtocol, peer: String? = nil) async {
         let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
-        let work = assignment(for: wireProtocol, id: id, client: client)
+        let work = assignment(for: wireProtocol, id: id, client: client, peer: peer)
         if !work.sharedSession {
             guard await gate.acquire(timeout: configuration.workerWaitTimeout) else {
                 logger.warning("connection refused: \(configuration.maxSessions) sessions are running", metadata: ["session.id": "\(id)"])

@@ -23,6 +23,10 @@ extension ServerConfiguration {
         "host": "address to listen on",
         "text_port": "text protocol port, 0 or off",
         "qap_port": "QAP1 port, 0 or off",
+        "tls_port": "QAP1 over TLS port (Rserve's tls.port), 0 or off (default off)",
+        "tls_cert_file": "PEM certificate chain for tls_port",
+        "tls_key_file": "PEM private key for tls_port",
+        "tls_client_ca_file": "PEM CA file: TLS clients must present a certificate it signed",
         "qap_password_file": "Rserve-style password file (its users get rserve_password_role)",
         "rserve_password_role": "role of users from qap_password_file (default analyst)",
         "users_file": "rgate users file (`rgate user add`): scrypt hashes",
@@ -31,6 +35,9 @@ extension ServerConfiguration {
         "audit_log": "audit lines (JSON) to this file, - for stdout, off",
         "audit_max_size": "size at which the audit file rotates",
         "audit_keep": "rotated audit files kept",
+        "login_max_failures": "failed logins from one address before it is locked out (default 10)",
+        "login_lockout": "seconds failures count and a lockout lasts (default 600)",
+        "login_delay": "seconds before a failed login is answered, doubling per failure (default 0.25)",
         "qap_rsa_key_file": "PEM RSA key for RSA secure login",
         "allow_shutdown": "let QAP1 clients shut the server down",
         "workers": "warm session processes",
@@ -85,6 +92,10 @@ extension ServerConfiguration {
             host = value
         case "text_port": textPort = try port()
         case "qap_port": qapPort = try port()
+        case "tls_port": tlsPort = try port()
+        case "tls_cert_file": tlsCertificateFile = value.isEmpty ? nil : value
+        case "tls_key_file": tlsKeyFile = value.isEmpty ? nil : value
+        case "tls_client_ca_file": tlsClientCAFile = value.isEmpty ? nil : value
         case "qap_password_file": policy.rservePasswordFile = value.isEmpty ? nil : value
         case "rserve_password_role": policy.rservePasswordRole = value
         case "users_file": policy.usersFile = value.isEmpty ? nil : value
@@ -95,6 +106,9 @@ extension ServerConfiguration {
         case "audit_log": auditLog = (value == "off" || value.isEmpty) ? nil : value
         case "audit_max_size": auditMaxBytes = try size()
         case "audit_keep": auditKeep = try count(minimum: 0)
+        case "login_max_failures": loginMaxFailures = try count(minimum: 1)
+        case "login_lockout": loginLockout = try seconds(allowZero: false) ?? .seconds(600)
+        case "login_delay": loginDelay = try seconds() ?? .zero
         case "qap_rsa_key_file": qapRSAKeyFile = value.isEmpty ? nil : value
         case "allow_shutdown": allowShutdown = try flag()
         case "workers": warmWorkers = try count(minimum: 0)
@@ -153,6 +167,9 @@ extension ServerConfiguration {
 
     /// Applies the policy's defaults and checks it as a whole.
     mutating func finishPolicy(origin: String) throws(ConfigurationError) {
+        if tlsPort != nil, tlsCertificateFile == nil || tlsKeyFile == nil {
+            throw ConfigurationError(origin: origin, reason: "tls_port needs tls_cert_file and tls_key_file")
+        }
         if !anonymousRoleExplicit && policy.hasUsers { policy.anonymousRole = nil }
         do { try policy.validate() } catch { throw ConfigurationError(origin: origin, reason: error.message) }
         if policy.anonymousRole != nil, !allowRemoteWithoutAuth, !Self.isLoopback(host) {

@@ -14,12 +14,26 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var auditMaxBytes: Int = 100 << 20
     /// Rotated audit files kept.
     public var auditKeep: Int = 5
+    /// Failed logins from one address before it is locked out.
+    public var loginMaxFailures: Int = 10
+    /// How long failures count, and how long a lockout lasts.
+    public var loginLockout: Duration = .seconds(600)
+    /// The delay before a failed login is answered (doubling with each recent failure, to 32x).
+    public var loginDelay: Duration = .milliseconds(250)
     /// The address listeners bind to.
     public var host: String = "127.0.0.1"
     /// The seed text protocol's port; `nil` disables it, 0 picks a free port.
     public var textPort: Int? = 8080
     /// Rserve's QAP1 port; `nil` disables it, 0 picks a free port.
     public var qapPort: Int? = 6311
+    /// QAP1 over TLS (Rserve's `tls.port`); off unless set (needs ``tlsCertificateFile`` and ``tlsKeyFile``).
+    public var tlsPort: Int? = nil
+    /// PEM certificate chain for the TLS port.
+    public var tlsCertificateFile: String? = nil
+    /// PEM private key for the TLS port.
+    public var tlsKeyFile: String? = nil
+    /// PEM CA certificates; when set, TLS clients must present a certificate signed by one.
+    public var tlsClientCAFile: String? = nil
     /// A PEM RSA private key for Rserve's RSA secure login (default: a key made at start).
     public var qapRSAKeyFile: String? = nil
     /// Whether QAP1 clients may shut the server down (`shutdown` command); off by default.

@@ -31,6 +31,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("qap-port"), help: "Port of Rserve's QAP1 protocol, 0 or `off`. [6311]")
     var qapPort: String?
 
+    @Option(name: .customLong("tls-port"), help: "Port of QAP1 over TLS (Rserve's tls.port), 0 or `off`. [off]")
+    var tlsPort: String?
+
+    @Option(name: .customLong("tls-cert-file"), help: "PEM certificate chain for --tls-port.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("tls-key-file"), help: "PEM private key for --tls-port.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("tls-client-ca-file"), help: "PEM CA certificates: TLS clients must present a certificate they signed.")
+    var tlsClientCAFile: String?
+
     @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
     var qapPasswordFile: String?
 
@@ -129,6 +141,7 @@ struct Serve: AsyncParsableCommand {
             ("max_file_size", maxFileSize), ("shutdown_grace", shutdownGrace), ("log_level", logLevel),
             ("session_uids", sessionUIDs), ("max_processes", maxProcesses),
             ("users_file", usersFile), ("anonymous_role", anonymousRole), ("audit_log", auditLog),
+            ("tls_port", tlsPort), ("tls_cert_file", tlsCertFile), ("tls_key_file", tlsKeyFile), ("tls_client_ca_file", tlsClientCAFile),
         ]
         for case let (key, value?) in options { o.append((key, value)) }
         if allowShutdown { o.append(("allow_shutdown", "true")) }
@@ -169,10 +182,9 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "rgate")
         let server = try RgateServer(configuration: settings, logger: logger) { listeners in
             // Straight to fd 1, unbuffered: tests and scripts wait for these lines.
-            for (proto, address) in listeners {
-                var line = Array("rgate: listening \(proto) \(address)\n".utf8)
-                _ = line.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
-            }
+            // One write for all listeners, so a reader sees every line once it sees one.
+            var lines = Array(listeners.map { "rgate: listening \($0.0) \($0.1)\n" }.joined().utf8)
+            _ = lines.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
         }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
