@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/time.h>
 #include <sys/resource.h>
 #include <grp.h>
@@ -222,3 +223,25 @@ int rgs_become_user(unsigned uid, unsigned gid, const char *directory, unsigned 
     if (parent_death_signal) prctl(PR_SET_PDEATHSIG, parent_death_signal, 0, 0, 0);
     return 0;
 }
+
+int rgs_netns_prepare(void) {
+    int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (host < 0) return -1;
+    if (unshare(CLONE_NEWNET) != 0) { int e = errno; close(host); errno = e; return -1; }
+    int isolated = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    if (setns(host, CLONE_NEWNET) != 0) {
+        // Cannot go back: this process is now without network. Report it as fatal.
+        close(host);
+        if (isolated >= 0) close(isolated);
+        errno = EPERM;
+        return -2;
+    }
+    close(host);
+    errno = e;
+    return isolated;
+}
+
+int rgs_netns_enter(int fd) { return setns(fd, CLONE_NEWNET); }
+
+int rgs_tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }

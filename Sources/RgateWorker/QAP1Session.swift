@@ -30,7 +30,10 @@ final class QAP1Session {
     private var openFile: UnsafeMutablePointer<FILE>?
     private var ended: SessionEndReason?
 
-    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, settings: WorkerSettings) {
+    let sandbox: SessionSandbox
+
+    init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, settings: WorkerSettings, sandbox: SessionSandbox) {
+        self.sandbox = sandbox
         self.control = control
         rsaPublicKeyDER = assignment.loginMethods.contains(.rsa) ? settings.rsaPublicKeyDER : nil
         access = SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole)
@@ -169,7 +172,7 @@ final class QAP1Session {
                 return false
             }
             guard access.role?.mayUseSerializedCommands == true else { return refuse(command: "\(command)") }
-            used = true
+            guard beginUse() else { return false }
             return serialized(command, message.payload)
         }
         let parameters: [QAP1Parameter]
@@ -185,7 +188,7 @@ final class QAP1Session {
             return false
         }
         if ![.login, .keyRequest, .secureLogin, .switchProtocol, .setBufferSize, .setEncoding].contains(command) {
-            used = true
+            guard beginUse() else { return false }
         }
         switch command {
         case .login:
@@ -234,6 +237,19 @@ final class QAP1Session {
         }
     }
 
+    /// Marks the session as in use; the first time, confines the process for the role (before
+    /// any client code runs). False ends the session.
+    private func beginUse() -> Bool {
+        if used { return true }
+        used = true
+        guard let role = access.role, sandbox.enter(role) else {
+            _ = respond(error: .accessDenied)
+            ended = .protocolError
+            return false
+        }
+        return true
+    }
+
     /// Refuses a command the role may not use (the session goes on).
     private func refuse(command: String, status: QAP1Status = .rError) -> Bool {
         let message = access.refusalMessage(command: command)
@@ -277,13 +293,7 @@ final class QAP1Session {
             ended = .protocolError
             return false
         }
-        applyRoleLimits()
         return respondOK()
-    }
-
-    /// The role's own memory limit, once known.
-    private func applyRoleLimits() {
-        if let bytes = access.role?.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
     }
 
     /// `CMD_keyReq "rsa-authkey"`: a fresh 256-byte key and the server's public RSA key; once
@@ -450,7 +460,7 @@ final class QAP1Session {
             // Parse errors are answered before detaching, as Rserve does.
             return respond(error: error.code == .parseIncomplete ? .parseIncomplete : .parseError)
         }
-        guard let (listener, port, peer) = Self.listenBesides(client.descriptor) else { return respond(error: .detachFailed) }
+        guard let (listener, port, peer) = Self.listenBesides(client.descriptor, socket: sandbox.detachSocket) else { return respond(error: .detachFailed) }
         var key = [UInt8](repeating: 0, count: 32)
         var rng = SystemRandomNumberGenerator()
         for i in key.indices { key[i] = rng.next() }
@@ -482,7 +492,8 @@ final class QAP1Session {
     }
 
     /// A listening socket on the local address of `descriptor`, its port, and the peer's address.
-    private static func listenBesides(_ descriptor: Int32) -> (Int32, Int, [UInt8])? {
+    /// - Parameter socket: an unbound socket to use (made before the session left the host's network).
+    private static func listenBesides(_ descriptor: Int32, socket premade: Int32? = nil) -> (Int32, Int, [UInt8])? {
         var local = sockaddr_storage(), peer = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size), peerLength = length
         let ok = withUnsafeMutablePointer(to: &local) { p in
@@ -492,7 +503,7 @@ final class QAP1Session {
         } == 0
         guard ok else { return nil }
         let family = Int32(local.ss_family)
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = premade ?? socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         var bindAddress = local
         // Port 0: any free port on the same address.

@@ -17,21 +17,10 @@ struct SessionProcess {
         let directory: String
         do {
             directory = try engine.adoptForkedProcess()
+            if getppid() == 1 { engine.exitProcess(status: 0) } // the zygote went away meanwhile
         } catch {
             WorkerLog.error("\(error)")
             engine.exitProcess(status: 71)
-        }
-        if let base = settings.uidBase {
-            // Its own user: no signals to or reads of other sessions or the server; fork bombs
-            // stop at the process limit.
-            let uid = base + UInt32(getpid())
-            guard rgs_become_user(uid, uid, directory, settings.maxProcesses, SIGKILL) == 0 else {
-                WorkerLog.error("cannot drop the session to uid \(uid): errno \(errno)")
-                engine.exitProcess(status: 71)
-            }
-            if getppid() == 1 { engine.exitProcess(status: 0) } // the zygote went away meanwhile
-            setenv("HOME", directory, 1)
-            setenv("USER", "rgate-\(uid)", 1)
         }
         // Touch what a first request touches (copy-on-write faults, code pages) while still a
         // spare, so the client's first request does not wait for it; then forget it. One small
@@ -49,7 +38,8 @@ struct SessionProcess {
                 continue
             }
             applyLimits(assignment)
-            let reason = serve(client: client, assignment: assignment)
+            let sandbox = SessionSandbox(settings: settings, directory: directory, client: client)
+            let reason = serve(client: client, assignment: assignment, sandbox: sandbox)
             shutdown(client, Int32(SHUT_RDWR))
             close(client)
             if !assignment.sharedSession || reason == .quit {
@@ -71,7 +61,7 @@ struct SessionProcess {
         if a.openFilesLimit > 0 { _ = rgs_set_limit(rgs_rlimit_nofile(), UInt64(a.openFilesLimit)) }
     }
 
-    private func serve(client: Int32, assignment: SessionAssignment) -> SessionEndReason {
+    private func serve(client: Int32, assignment: SessionAssignment, sandbox: SessionSandbox) -> SessionEndReason {
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
@@ -82,12 +72,11 @@ struct SessionProcess {
             // The text protocol has no login: it serves only the anonymous role (the supervisor
             // does not hand text connections over when there is none).
             let access = SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole)
-            guard access.role != nil else { return .protocolError }
-            if let bytes = access.role?.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
+            guard let role = access.role, sandbox.enter(role) else { return .protocolError }
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
             return session.serve()
         case .qap1:
-            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, settings: settings).serve()
+            return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, settings: settings, sandbox: sandbox).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")
             return .protocolError

@@ -52,6 +52,16 @@ public enum Zygote {
         if getuid() == 0, getenv("RGATE_SESSION_UIDS").map({ String(cString: $0) }) != "off" {
             settings.uidBase = 100_000
         }
+        // A network namespace with nothing in it, for sessions whose role has no network.
+        let isolated = rgs_netns_prepare()
+        if isolated == -2 {
+            WorkerLog.error("lost the network namespace while preparing isolation")
+            exit(70)
+        }
+        if isolated >= 0 { settings.isolatedNetwork = isolated }
+        WorkerLog.info(
+            "sandbox: per-session users \(settings.uidBase != nil ? "on" : "off (not root, or session_uids: off)"); "
+                + "network isolation \(isolated >= 0 ? "on" : "off (needs root: errno \(errno))")")
         if let limit = getenv("RGATE_MAX_PROCESSES").flatMap({ UInt32(String(cString: $0)) }) {
             settings.maxProcesses = limit
         }
@@ -192,6 +202,9 @@ struct WorkerSettings {
     var maxProcesses: UInt32 = 256
     /// The public half of the RSA login key (DER), which sessions send in `keyReq` answers.
     var rsaPublicKeyDER: [UInt8]?
+    /// A network namespace without network (as root), which sessions of roles without
+    /// `network: true` enter.
+    var isolatedNetwork: Int32?
 }
 
 func decodeHex(_ text: String) -> [UInt8]? {

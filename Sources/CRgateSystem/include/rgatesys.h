@@ -59,4 +59,15 @@ void rgs_watchdog_arm(uint64_t ms_from_now);
 /// and limiting it to `max_processes` processes for that uid (fork bombs). Sets the parent-death
 /// signal again (a credential change clears it). Returns 0 on success, else -1 with errno.
 int rgs_become_user(unsigned uid, unsigned gid, const char *directory, unsigned max_processes, int parent_death_signal);
+
+/// Creates a network namespace with no usable interface (its loopback is down) and returns a
+/// descriptor for it (O_CLOEXEC), leaving the caller in its own namespace; -1 when namespaces
+/// are not available (not root, no CAP_SYS_ADMIN), -2 when the caller could not return to its
+/// namespace (fatal).
+int rgs_netns_prepare(void);
+/// Moves the calling (single-threaded) process into the namespace `fd`; 0 on success.
+int rgs_netns_enter(int fd);
+/// An unbound TCP socket (close-on-exec) of `family`, in the caller's current network namespace.
+int rgs_tcp_socket(int family);
+
 #endif

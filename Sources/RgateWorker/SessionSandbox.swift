@@ -1,0 +1,69 @@
+internal import CRgateSystem
+import RgatePolicy
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Confines a session process once its role is known, before it runs any of the client's code:
+/// the network namespace without network (unless the role has `network: true`), its own
+/// unprivileged user (uid 100000 + pid, no groups, a process limit) owning only its own
+/// directory, and the role's memory limit. Until then the process only speaks the protocol
+/// (identification, login), which needs no privileges it could misuse.
+///
+/// Entering is one-way: a process that cannot be confined ends instead of running unconfined.
+final class SessionSandbox {
+    let settings: WorkerSettings
+    let directory: String
+    let client: Int32
+    private(set) var entered = false
+    /// A TCP socket made before leaving the host's network, for a later detach (a socket keeps
+    /// the namespace it was made in).
+    private(set) var detachSocket: Int32?
+
+    init(settings: WorkerSettings, directory: String, client: Int32) {
+        self.settings = settings
+        self.directory = directory
+        self.client = client
+    }
+
+    /// Confines the process for `role`; false when that failed (the session must end).
+    func enter(_ role: Role) -> Bool {
+        if entered { return true }
+        entered = true
+        if let isolated = settings.isolatedNetwork {
+            if !role.network {
+                if let family = Self.family(of: client), family == AF_INET || family == AF_INET6 {
+                    let fd = rgs_tcp_socket(family)
+                    if fd >= 0 { detachSocket = fd }
+                }
+                guard rgs_netns_enter(isolated) == 0 else {
+                    WorkerLog.error("cannot enter the network namespace: errno \(errno)")
+                    return false
+                }
+            }
+            close(isolated)
+        }
+        if let base = settings.uidBase {
+            // Its own user: no signals to or reads of other sessions or the server; fork bombs
+            // stop at the process limit.
+            let uid = base + UInt32(getpid())
+            guard rgs_become_user(uid, uid, directory, settings.maxProcesses, SIGKILL) == 0 else {
+                WorkerLog.error("cannot drop the session to uid \(uid): errno \(errno)")
+                return false
+            }
+            setenv("HOME", directory, 1)
+            setenv("USER", "rgate-\(uid)", 1)
+        }
+        if let bytes = role.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
+        return true
+    }
+
+    private static func family(of descriptor: Int32) -> Int32? {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return ok == 0 ? Int32(address.ss_family) : nil
+    }
+}
