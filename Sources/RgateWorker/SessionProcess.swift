@@ -27,6 +27,8 @@ struct SessionProcess {
         // request only: each page touched here is a page this session no longer shares.
         TextSession.warmUp(engine: engine, full: false)
         engine.resetSessionState()
+        // Entered once per process (a shared session keeps it for every client).
+        let sandbox = SessionSandbox(settings: settings, directory: directory)
         // The hard time limit's watchdog, started while still a spare (see rgs_watchdog_arm).
         if rgs_watchdog_start(50) != 0 { WorkerLog.error("cannot start the watchdog thread") }
         while true {
@@ -38,7 +40,7 @@ struct SessionProcess {
                 continue
             }
             applyLimits(assignment)
-            let sandbox = SessionSandbox(settings: settings, directory: directory, client: client)
+            sandbox.client = client
             let reason = serve(client: client, assignment: assignment, sandbox: sandbox)
             shutdown(client, Int32(SHUT_RDWR))
             close(client)

@@ -14,16 +14,16 @@ import Glibc
 final class SessionSandbox {
     let settings: WorkerSettings
     let directory: String
-    let client: Int32
+    /// The current client's socket (its address family decides the detach socket's).
+    var client: Int32 = -1
     private(set) var entered = false
     /// A TCP socket made before leaving the host's network, for a later detach (a socket keeps
     /// the namespace it was made in).
     private(set) var detachSocket: Int32?
 
-    init(settings: WorkerSettings, directory: String, client: Int32) {
+    init(settings: WorkerSettings, directory: String) {
         self.settings = settings
         self.directory = directory
-        self.client = client
     }
 
     /// Confines the process for `role`; false when that failed (the session must end).

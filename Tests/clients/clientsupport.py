@@ -712,3 +712,129 @@ def r_serialize(expression: str, timeout: float = 60) -> bytes:
     )
     assert r.returncode == 0, r.stderr
     return bytes.fromhex(r.stdout.strip())
+
+
+# ---------------------------------------------------------------------------------------
+# Audit log, text protocol, start-up refusals (test_sandbox_audit.py)
+
+
+def start_rgate_listeners(
+    log_dir: Path, args: tuple[str, ...], name: str = "rgate-audit"
+) -> tuple[ServerProcess, dict[str, int]]:
+    """Starts `rgate serve ARGS...` (ports come from ARGS, unlike start_rgate) and returns the
+    server and its listeners, {"text": port, "qap1": port}, from the `rgate: listening` lines
+    (all are printed together; the qap1 line must be among them)."""
+    binary = rgate_binary()
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"rgate binary {binary} not found (build with `swift build` or set RGATE_BIN)")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+    argv = [str(binary), "serve", "--workers", "2", "--shutdown-grace", "2", "--exit-with-parent", *args]
+    deadline = time.monotonic() + 180
+    with open(log_path, "wb") as log:
+        while True:
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                    start_new_session=True, preexec_fn=_die_with_parent,
+                )
+                break
+            except OSError as e:
+                if e.errno != errno.ETXTBSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    server = ServerProcess(name, proc, 0, log_path)
+    ok = False
+    try:
+        fd = proc.stdout.fileno()
+        seen = b""
+        deadline = time.monotonic() + 120
+        while not re.search(rb"rgate: listening qap1 \S*:\d+\n", seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"rgate did not announce a qap1 listener within 120 s; stdout: {seen!r}")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    proc.wait(timeout=10)
+                    raise RuntimeError(
+                        f"rgate exited ({proc.returncode}) before listening; stdout: {seen!r}; log: {server.log_tail()}"
+                    )
+                seen += chunk
+        listeners = {m.group(1).decode(): int(m.group(2)) for m in re.finditer(rb"rgate: listening (\S+) \S*:(\d+)\n", seen)}
+
+        def drain() -> None:
+            while os.read(fd, 4096):
+                pass
+
+        threading.Thread(target=drain, daemon=True).start()
+        server.port = listeners["qap1"]
+        ok = True
+        return server, listeners
+    finally:
+        if not ok:
+            server.stop(grace=5)
+
+
+def rgate_serve_exit(args: tuple[str, ...], timeout: float = 20) -> tuple[int | None, str, str]:
+    """Runs `rgate serve ARGS...`, which is expected to refuse to start: (exit code, stdout,
+    stderr). The exit code is None when it was still running after `timeout` seconds (it is
+    then killed with everything it started)."""
+    proc = subprocess.Popen(
+        [str(rgate_binary()), "serve", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        ServerProcess("rgate-refusal", proc, 0, Path("/dev/null")).stop(grace=5)
+        out, err = proc.communicate(timeout=30)
+        code = None
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def text_request(sock: socket.socket, code: str | bytes, encoding: str = "UTF-8") -> str | None:
+    """One request of the seed's text protocol on an open connection: the reply's text, or
+    None when the server closed the connection instead of answering."""
+    data = code.encode() if isinstance(code, str) else code
+    sock.sendall(encoding.encode() + b"\n" + struct.pack("<Q", len(data)) + data)
+    head = recv_exact(sock, 8)
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    body = recv_exact(sock, n)
+    assert len(body) == n, f"text reply cut after {len(body)} of {n} bytes"
+    return body.decode("utf-8", "replace")
+
+
+def read_audit(path: Path) -> list[dict]:
+    """The audit lines of one file, each parsed as JSON (a line that is not JSON fails)."""
+    import json
+
+    lines = []
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for i, line in enumerate(text.splitlines(), 1):
+        try:
+            value = json.loads(line)
+        except ValueError as e:
+            raise AssertionError(f"{path}:{i}: not JSON ({e}): {line!r}") from None
+        assert isinstance(value, dict), f"{path}:{i}: not a JSON object: {line!r}"
+        lines.append(value)
+    return lines
+
+
+def wait_for_audit(path: Path, predicate, timeout: float = 20, what: str = "a matching line") -> dict:
+    """Polls the audit file until a line satisfies predicate; returns it (fails with the
+    file's lines after timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = read_audit(path)
+        for line in lines:
+            if predicate(line):
+                return line
+        if time.monotonic() > deadline:
+            shown = "\n".join(map(str, lines[-30:]))
+            raise AssertionError(f"no audit line with {what} within {timeout} s in {path}; last lines:\n{shown}")
+        time.sleep(0.05)
