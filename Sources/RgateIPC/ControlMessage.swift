@@ -147,11 +147,14 @@ public struct WireProtocol: RawRepresentable, Sendable, Hashable, CustomStringCo
     public static let text = WireProtocol(rawValue: 1)
     /// Rserve's QAP1.
     public static let qap1 = WireProtocol(rawValue: 2)
+    /// Rserve's QAP1 in object-capability mode (`qap.oc`): only calls of capabilities.
+    public static let ocap = WireProtocol(rawValue: 3)
 
     public var description: String {
         switch self {
         case .text: "text"
         case .qap1: "qap1"
+        case .ocap: "ocap"
         default: "protocol \(rawValue)"
         }
     }

@@ -92,6 +92,9 @@ public final class RgateServer: Service, Sendable {
         if let port = configuration.qapPort {
             listeners.append((try TCPListener(host: configuration.host, port: port), .qap1))
         }
+        if let port = configuration.ocapPort {
+            listeners.append((try TCPListener(host: configuration.host, port: port), .ocap))
+        }
         let tls = try makeTLSTerminator()
         let bound = listeners
         guard !bound.isEmpty || tls != nil else {
@@ -175,7 +178,7 @@ public final class RgateServer: Service, Sendable {
             evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
             killGraceMilliseconds: configuration.killGrace.milliseconds,
             idleTimeoutMilliseconds: configuration.idleTimeout?.milliseconds ?? 0,
-            maxRequestBytes: UInt64(wireProtocol == .qap1 ? configuration.maxQAPMessageBytes : configuration.maxRequestBytes),
+            maxRequestBytes: UInt64(wireProtocol == .text ? configuration.maxRequestBytes : configuration.maxQAPMessageBytes),
             maxOutputBytes: UInt64(configuration.maxOutputBytes),
             sharedSession: configuration.sharedSession && wireProtocol == .text,
             allowShutdown: configuration.allowShutdown,

@@ -23,6 +23,7 @@ extension ServerConfiguration {
         "host": "address to listen on",
         "text_port": "text protocol port, 0 or off",
         "qap_port": "QAP1 port, 0 or off",
+        "ocap_port": "QAP1 in object-capability mode (Rserve's qap.oc) for caller roles, 0 or off (default off)",
         "tls_port": "QAP1 over TLS port (Rserve's tls.port), 0 or off (default off)",
         "tls_cert_file": "PEM certificate chain for tls_port",
         "tls_key_file": "PEM private key for tls_port",
@@ -92,6 +93,7 @@ extension ServerConfiguration {
             host = value
         case "text_port": textPort = try port()
         case "qap_port": qapPort = try port()
+        case "ocap_port": ocapPort = try port()
         case "tls_port": tlsPort = try port()
         case "tls_cert_file": tlsCertificateFile = value.isEmpty ? nil : value
         case "tls_key_file": tlsKeyFile = value.isEmpty ? nil : value
@@ -167,6 +169,12 @@ extension ServerConfiguration {
 
     /// Applies the policy's defaults and checks it as a whole.
     mutating func finishPolicy(origin: String) throws(ConfigurationError) {
+        if ocapPort != nil {
+            let anonymousIsCaller = policy.anonymousRole.flatMap { policy.roles[$0] }?.base == .caller
+            guard anonymousIsCaller || policy.hasUsers else {
+                throw ConfigurationError(origin: origin, reason: "ocap_port offers caller roles' functions: it needs an anonymous_role based on caller, or users who log in")
+            }
+        }
         if tlsPort != nil, tlsCertificateFile == nil || tlsKeyFile == nil {
             throw ConfigurationError(origin: origin, reason: "tls_port needs tls_cert_file and tls_key_file")
         }

@@ -26,6 +26,9 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var textPort: Int? = 8080
     /// Rserve's QAP1 port; `nil` disables it, 0 picks a free port.
     public var qapPort: Int? = 6311
+    /// QAP1 in object-capability mode (Rserve's `qap.oc`): clients (RSclient) get the caller
+    /// role's functions as capabilities and can only call those; off unless set.
+    public var ocapPort: Int? = nil
     /// QAP1 over TLS (Rserve's `tls.port`); off unless set (needs ``tlsCertificateFile`` and ``tlsKeyFile``).
     public var tlsPort: Int? = nil
     /// PEM certificate chain for the TLS port.

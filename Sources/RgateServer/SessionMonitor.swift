@@ -284,7 +284,7 @@ enum SessionLostReply {
         switch client.wireProtocol {
         case .text:
             TextReply(body: ByteBuffer(string: message(cause: cause))).encode(into: &buffer)
-        case .qap1:
+        case .qap1, .ocap:
             // An R-error status; the client's follow-up (e.g. geterrmessage()) finds the connection closed.
             QAP1Message(command: .error(.rError)).encode(into: &buffer)
         default:

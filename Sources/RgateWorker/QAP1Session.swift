@@ -25,6 +25,11 @@ final class QAP1Session {
     private lazy var salt: String = Self.makeSalt()
     /// Whether the session has run anything (after which a login can no longer change the role).
     private var used = false
+    /// OCAP mode: capability token → allow-listed function (`""`: the login capability).
+    private var capabilities: [String: String] = [:]
+    /// The message id replies carry (OCAP mode echoes the request's, as Rserve does).
+    private var replyID: UInt32 = 0
+    private var isOCAP: Bool { assignment.wireProtocol == .ocap }
     private var decoder: QAP1MessageDecoder
     private var buffer = ByteBuffer()
     private var openFile: UnsafeMutablePointer<FILE>?
@@ -65,10 +70,14 @@ final class QAP1Session {
     }
 
     func serve() -> SessionEndReason {
-        let identification = authenticated
-            ? QAP1Identification.make()
-            : QAP1Identification.make(authRequired: true, plainText: true, salt: assignment.loginMethods.contains(.crypt) ? salt : nil)
-        guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
+        if isOCAP {
+            guard sendCapabilities() else { return .protocolError }
+        } else {
+            let identification = authenticated
+                ? QAP1Identification.make()
+                : QAP1Identification.make(authRequired: true, plainText: true, salt: assignment.loginMethods.contains(.crypt) ? salt : nil)
+            guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
+        }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
         engine.cancelWhenPeerCloses(client.descriptor)
         let control = self.control
@@ -130,7 +139,7 @@ final class QAP1Session {
     private func respond(_ command: QAP1Command, payload: ByteBuffer = ByteBuffer()) -> Bool {
         var out = ByteBuffer()
         out.reserveCapacity(QAP1Header.size + payload.readableBytes)
-        QAP1Message(command: command, payload: payload).encode(into: &out)
+        QAP1Message(command: command, payload: payload, messageID: replyID).encode(into: &out)
         return client.writeAll(out)
     }
 
@@ -150,7 +159,7 @@ final class QAP1Session {
             // Large numeric vectors are sent from R's memory (writev), not copied.
             try QAP1SEXP.encode(source: object.view, into: &out, external: &external) { size, buffer in
                 let paramHeader = size > 0xff_fff0 ? 8 : 4
-                QAP1Header(command: .responseOK, length: UInt64(paramHeader + size)).encode(into: &buffer)
+                QAP1Header(command: .responseOK, length: UInt64(paramHeader + size), messageID: replyID).encode(into: &buffer)
                 QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: size, into: &buffer)
             }
         } catch {
@@ -165,6 +174,17 @@ final class QAP1Session {
     /// Handles one message; false ends the session.
     private func handle(_ message: QAP1Message) -> Bool {
         let command = message.header.command
+        if isOCAP {
+            // Object-capability mode: only calls of capabilities; anything else is refused and
+            // the connection closed, as Rserve does.
+            replyID = message.header.messageID
+            guard command == .ocCall else {
+                _ = respond(error: .disabled)
+                ended = .protocolError
+                return false
+            }
+            return capabilityCall(message)
+        }
         if command.hasRawPayload {
             guard authenticated else {
                 _ = respond(error: .authFailed)
@@ -279,13 +299,7 @@ final class QAP1Session {
     /// Asks the supervisor to check credentials, then adopts the user's role or ends the session
     /// (as Rserve does after a failed login).
     private func finishLogin(_ request: AuthenticationRequest) -> Bool {
-        var outcome: AuthenticationOutcome?
-        if (try? control.send(.authenticate(request))) != nil {
-            while let received = try? control.receive() {
-                if let fd = received.descriptor { close(fd) }
-                if case .authenticated(let answer) = received.message { outcome = answer; break }
-            }
-        }
+        let outcome = authenticate(request)
         guard let outcome, outcome.accepted, access.adopt(roleNamed: outcome.role, user: outcome.user) else {
             WorkerLog.info("session \(assignment.sessionID): login failed for user '\(request.user)'")
             engine.setErrorMessage("Error: rgate: \(outcome?.message ?? "login failed")\n")
@@ -294,6 +308,100 @@ final class QAP1Session {
             return false
         }
         return respondOK()
+    }
+
+    /// The supervisor's verdict on credentials (nil when it could not be asked).
+    private func authenticate(_ request: AuthenticationRequest) -> AuthenticationOutcome? {
+        guard (try? control.send(.authenticate(request))) != nil else { return nil }
+        while let received = try? control.receive() {
+            if let fd = received.descriptor { close(fd) }
+            if case .authenticated(let answer) = received.message { return answer }
+        }
+        return nil
+    }
+
+    // MARK: Object capabilities (OCAP mode)
+
+    /// Sends the first message of OCAP mode: `RsOC` and the capabilities, a named list of
+    /// `OCref` strings: the role's functions, or only `login` when the client must log in.
+    private func sendCapabilities() -> Bool {
+        var names: [String] = []
+        if let role = access.role, role.base == .caller {
+            names = access.callableFunctions
+        } else if !assignment.loginMethods.isEmpty {
+            names = ["login"]
+        }
+        guard !names.isEmpty else {
+            WorkerLog.info("session \(assignment.sessionID): OCAP has no capabilities to offer (the anonymous role is not a caller, and there are no users)")
+            return false
+        }
+        return respondCapabilities(names, command: .ocInit)
+    }
+
+    /// Registers fresh tokens for `names` and answers with them (as Rserve's OCinit or a result).
+    private func respondCapabilities(_ names: [String], command: QAP1Command) -> Bool {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.".utf8)
+        var rng = SystemRandomNumberGenerator()
+        var refs: [RValue] = []
+        for name in names {
+            let token = String(decoding: (0..<28).map { _ in alphabet.randomElement(using: &rng)! }, as: UTF8.self)
+            capabilities[token] = name == "login" && command == .ocInit && access.role?.base != .caller ? "" : name
+            refs.append(RValue(.character([token]), attributes: [RAttribute(name: "class", value: .character(["OCref"]))]))
+        }
+        var payload = ByteBuffer()
+        do { try QAP1Parameter.sexp(.list(refs, names: names)).encode(into: &payload) } catch { return false }
+        return respond(command, payload: payload)
+    }
+
+    /// `CMD_OCcall`: a call whose first element is a capability token, the rest plain data.
+    /// An unknown token or a malformed call closes the connection without a reply (as Rserve).
+    private func capabilityCall(_ message: QAP1Message) -> Bool {
+        let start = ContinuousClock.now
+        guard case .sexp(let body)? = try? QAP1Parameter.parse(message.payload).first,
+              let call = try? QAP1SEXP.decode(body), case .language(let items) = call.payload,
+              let head = items.first, case .character(let tokens) = head.payload, tokens.count == 1,
+              let token = tokens[0], let function = capabilities[token] else {
+            WorkerLog.info("session \(assignment.sessionID): invalid OCAP call; closing")
+            ended = .protocolError
+            return false
+        }
+        let labels = call.names ?? []
+        let arguments: [(label: String?, value: RValue)] = items.indices.dropFirst().map { i in
+            let label = i < labels.count ? labels[i] : nil
+            return (label.flatMap { $0.isEmpty ? nil : $0 }, items[i])
+        }
+        if function.isEmpty { return capabilityLogin(arguments) }
+        guard beginUse() else { return false }
+        let access = self.access
+        let (evaluation, object) = withHardLimit { access.call(engine, function: function, arguments: arguments, options: options) }
+        report(command: "OCcall \(function)", outcome: evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok",
+               since: start, limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")
+        guard evaluation.error == nil, let object else { return respond(error: .rError) }
+        return respondOK(object: object)
+    }
+
+    /// The `login(user, password)` capability: on success, the user's role's capabilities.
+    private func capabilityLogin(_ arguments: [(label: String?, value: RValue)]) -> Bool {
+        func text(_ v: RValue) -> String? {
+            if case .character(let s) = v.payload, s.count == 1 { return s[0] }
+            return nil
+        }
+        guard arguments.count == 2, let user = text(arguments[0].value), let password = text(arguments[1].value),
+              user.utf8.count <= 256, password.utf8.count <= 4096 else {
+            engine.setErrorMessage("Error: rgate: login(user, password) takes two strings\n")
+            return respond(error: .rError)
+        }
+        let outcome = authenticate(AuthenticationRequest(method: .password, user: user, secret: Array(password.utf8)))
+        guard let outcome, outcome.accepted, access.adopt(roleNamed: outcome.role, user: outcome.user) else {
+            engine.setErrorMessage("Error: rgate: \(outcome?.message ?? "login failed")\n")
+            return respond(error: .rError)
+        }
+        capabilities = capabilities.filter { !$0.value.isEmpty } // the login capability is spent
+        guard access.role?.base == .caller, !access.callableFunctions.isEmpty else {
+            engine.setErrorMessage("Error: rgate: role \(outcome.role) has no functions to call over OCAP; use the QAP1 port\n")
+            return respond(error: .rError)
+        }
+        return respondCapabilities(access.callableFunctions, command: .responseOK)
     }
 
     /// `CMD_keyReq "rsa-authkey"`: a fresh 256-byte key and the server's public RSA key; once

@@ -104,6 +104,40 @@ struct SessionAccess {
         return Array(source.utf8).withUnsafeBytes { engine.evaluateKeepingValue(utf8: $0, options: options, in: scope) }
     }
 
+    /// The functions this role may call, as allow-listed (empty for roles that run any code).
+    var callableFunctions: [String] { caller?.role.functions ?? [] }
+
+    /// Calls an allow-listed function with values (Rserve's OCAP call): each argument must be
+    /// plain data; nothing is parsed. The call R evaluates is `f(.rgate_arg1, label = .rgate_arg2)`
+    /// in a fresh environment binding exactly those names.
+    func call(_ engine: REngine, function: String, arguments: [(label: String?, value: RValue)], options: EvaluationOptions) -> (Evaluation, RObject?) {
+        guard let caller, let f = caller.functions[function] else {
+            return refuse(engine, "rgate: '\(function)' is not a function this role may call")
+        }
+        var bindings: [(name: String, value: RObject)] = []
+        if !function.contains("::") { bindings.append((function, f)) }
+        var parts: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            guard argument.value.isPlainData else {
+                return refuse(engine, "rgate: argument \(index + 1) of \(function) is not plain data (no calls, symbols, functions or environments)")
+            }
+            if let label = argument.label, !CallerRequest.isPlainName(label) {
+                return refuse(engine, "rgate: '\(label)' is not a plain argument name")
+            }
+            let name = ".rgate_arg\(index + 1)"
+            do { bindings.append((name, try engine.makeObject(argument.value))) } catch {
+                return refuse(engine, "rgate: \(error.message)")
+            }
+            parts.append(argument.label.map { "\($0) = \(name)" } ?? name)
+        }
+        let scope: RObject
+        do { scope = try engine.makeEnvironment(bindings: bindings) } catch {
+            return refuse(engine, "rgate: \(error.message)")
+        }
+        let source = function + "(" + parts.joined(separator: ", ") + ")"
+        return Array(source.utf8).withUnsafeBytes { engine.evaluateKeepingValue(utf8: $0, options: options, in: scope) }
+    }
+
     /// Why a value may not be assigned to `name` by this role, or nil when it may.
     func assignRefusal(name: String, value: RValue) -> String? {
         guard let caller else { return nil }

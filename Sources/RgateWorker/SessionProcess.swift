@@ -77,7 +77,7 @@ struct SessionProcess {
             guard let role = access.role, sandbox.enter(role) else { return .protocolError }
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
             return session.serve()
-        case .qap1:
+        case .qap1, .ocap:
             return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, settings: settings, sandbox: sandbox).serve()
         default:
             WorkerLog.error("session \(assignment.sessionID): unsupported protocol \(assignment.wireProtocol)")

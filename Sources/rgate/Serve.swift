@@ -31,6 +31,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("qap-port"), help: "Port of Rserve's QAP1 protocol, 0 or `off`. [6311]")
     var qapPort: String?
 
+    @Option(name: .customLong("ocap-port"), help: "Port of QAP1 in object-capability mode (Rserve's qap.oc), for caller roles. [off]")
+    var ocapPort: String?
+
     @Option(name: .customLong("tls-port"), help: "Port of QAP1 over TLS (Rserve's tls.port), 0 or `off`. [off]")
     var tlsPort: String?
 
@@ -141,7 +144,7 @@ struct Serve: AsyncParsableCommand {
             ("max_file_size", maxFileSize), ("shutdown_grace", shutdownGrace), ("log_level", logLevel),
             ("session_uids", sessionUIDs), ("max_processes", maxProcesses),
             ("users_file", usersFile), ("anonymous_role", anonymousRole), ("audit_log", auditLog),
-            ("tls_port", tlsPort), ("tls_cert_file", tlsCertFile), ("tls_key_file", tlsKeyFile), ("tls_client_ca_file", tlsClientCAFile),
+            ("ocap_port", ocapPort), ("tls_port", tlsPort), ("tls_cert_file", tlsCertFile), ("tls_key_file", tlsKeyFile), ("tls_client_ca_file", tlsClientCAFile),
         ]
         for case let (key, value?) in options { o.append((key, value)) }
         if allowShutdown { o.append(("allow_shutdown", "true")) }
