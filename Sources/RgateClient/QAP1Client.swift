@@ -165,13 +165,30 @@ public final class QAP1Client: Sendable {
         return try Self.value(from: payload)
     }
 
-    /// Calls an R function with Swift values as arguments (named where `names` gives a name).
+    /// Calls an R function with Swift values as arguments (named where `names` gives a name), as
+    /// one evaluated call object; for roles that run any code (see ``callAllowed(_:_:names:)``
+    /// for allow-listed callers).
     public func call(_ function: String, _ arguments: [RValue], names: [String]? = nil) async throws -> RValue {
         var attributes: [RAttribute] = []
         if let names {
             attributes.append(RAttribute(name: "names", value: .character([""] + names)))
         }
         return try await eval(RValue(.language([RValue(.symbol(function))] + arguments.map(Self.quoted)), attributes: attributes))
+    }
+
+    /// Calls an allow-listed function the way a restricted (`caller`) role may, and any role can:
+    /// each argument is first assigned to a session variable (`rgate_arg_1_`, ...; data only),
+    /// then `function(rgate_arg_1_, name = rgate_arg_2_, ...)` is evaluated. `function` is a
+    /// name or `pkg::name` as the server's role lists it.
+    /// - Parameter names: argument names, `""` for positional ones (same count as `arguments`).
+    public func callAllowed(_ function: String, _ arguments: [RValue], names: [String]? = nil) async throws -> RValue {
+        var parts: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            let variable = "rgate_arg_\(index + 1)_"
+            try await assign(variable, argument)
+            if let name = names?[index], !name.isEmpty { parts.append("\(name) = \(variable)") } else { parts.append(variable) }
+        }
+        return try await eval("\(function)(\(parts.joined(separator: ", ")))")
     }
 
     /// Binds a value to a name in the session's global environment.
