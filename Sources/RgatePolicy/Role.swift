@@ -30,12 +30,39 @@ public struct Role: Sendable, Hashable, Codable {
     /// Whether sessions of this role may use the network (otherwise, as root, they run in a
     /// network namespace with only a loopback device).
     public var network: Bool
+    /// The optional QAP1 command groups the role may use (``CommandGroup``); nil: its base's.
+    public var commands: Set<CommandGroup>?
+
+    /// Optional groups of QAP1 commands a role may be given or denied.
+    public enum CommandGroup: String, Sendable, Hashable, Codable, CaseIterable {
+        /// open/create/read/write/close/remove of files in the session's directory.
+        case files
+        /// `shutdown` of the whole server.
+        case shutdown
+        /// detach and attach a session (and `detachedVoidEval`, which needs arbitrary code).
+        case detach
+        /// serEval/serAssign/serEE (R-serialized calls: arbitrary code).
+        case serialized
+    }
+
+    /// The groups a base allows by default.
+    public static func defaultCommands(for base: Base) -> Set<CommandGroup> {
+        switch base {
+        case .admin: [.files, .shutdown, .detach, .serialized]
+        case .analyst: [.files, .detach, .serialized]
+        case .caller: [.detach]
+        }
+    }
+
+    /// The command groups in effect.
+    public var allowedCommands: Set<CommandGroup> { commands ?? Role.defaultCommands(for: base) }
 
     public init(
         name: String, base: Base, functions: [String] = [], sources: [String] = [],
         evalTimeoutMilliseconds: UInt32? = nil, memoryLimitBytes: UInt64? = nil, maxSessions: Int? = nil,
-        network: Bool? = nil
+        network: Bool? = nil, commands: Set<CommandGroup>? = nil
     ) {
+        self.commands = commands
         self.name = name
         self.base = base
         self.functions = functions
@@ -49,11 +76,14 @@ public struct Role: Sendable, Hashable, Codable {
     /// Whether the role runs arbitrary R code (admin, analyst) rather than allow-listed calls.
     public var runsArbitraryCode: Bool { base != .caller }
     /// Whether QAP1 shutdown is allowed.
-    public var mayShutDown: Bool { base == .admin }
+    public var mayShutDown: Bool { allowedCommands.contains(.shutdown) }
     /// Whether QAP1 file commands (open/read/write/remove) are allowed.
-    public var mayUseFiles: Bool { base != .caller }
-    /// Whether serialized commands (serEval, serAssign, serEE), which carry R code, are allowed.
-    public var mayUseSerializedCommands: Bool { base != .caller }
+    public var mayUseFiles: Bool { allowedCommands.contains(.files) }
+    /// Whether detach/attach is allowed.
+    public var mayDetach: Bool { allowedCommands.contains(.detach) }
+    /// Whether serialized commands (serEval, serAssign, serEE), which carry R code, are allowed
+    /// (never for callers: they are code).
+    public var mayUseSerializedCommands: Bool { base != .caller && allowedCommands.contains(.serialized) }
 
     /// The built-in roles, each with its base's defaults.
     public static let builtIn: [Role] = Base.allCases.map { Role(name: $0.rawValue, base: $0) }
@@ -95,6 +125,9 @@ public struct Role: Sendable, Hashable, Codable {
             throw PolicyError("role \(name): 'functions' only applies to roles based on caller (\(base.rawValue) runs any code)")
         }
         if let maxSessions, maxSessions < 1 { throw PolicyError("role \(name): max_sessions must be at least 1") }
+        if base == .caller, let commands, commands.contains(.serialized) {
+            throw PolicyError("role \(name): serialized commands carry R code, which a caller may not run")
+        }
     }
 }
 

@@ -241,6 +241,7 @@ extension ServerConfiguration {
             var base: Role.Base? = Role.Base(rawValue: name.string)
             var functions: [String] = [], sources: [String] = []
             var timeout: UInt32?, memory: UInt64?, sessions: Int?, network: Bool?
+            var commands: Set<Role.CommandGroup>?
             for (fieldNode, valueNode) in fields {
                 let fieldOrigin = "\(file):\(fieldNode.mark?.line ?? line)"
                 guard case .scalar(let field) = fieldNode else { throw ConfigurationError(origin: fieldOrigin, reason: "expected a setting name") }
@@ -279,6 +280,15 @@ extension ServerConfiguration {
                 case "max_sessions":
                     guard let n = Int(try scalar()), n >= 1 else { throw ConfigurationError(origin: fieldOrigin, reason: "max_sessions: expected a whole number of at least 1") }
                     sessions = n
+                case "commands":
+                    var set = Set<Role.CommandGroup>()
+                    for item in try list() where item != "none" {
+                        guard let group = Role.CommandGroup(rawValue: item) else {
+                            throw ConfigurationError(origin: fieldOrigin, reason: "commands: \"\(item)\" is not one of files, shutdown, detach, serialized, none")
+                        }
+                        set.insert(group)
+                    }
+                    commands = set
                 case "network":
                     switch try scalar().lowercased() {
                     case "true", "yes", "on": network = true
@@ -286,13 +296,13 @@ extension ServerConfiguration {
                     default: throw ConfigurationError(origin: fieldOrigin, reason: "network: expected true or false")
                     }
                 default:
-                    throw ConfigurationError(origin: fieldOrigin, reason: "role \(name.string): unknown setting \"\(field.string)\" (known: base, functions, source, eval_timeout, memory_limit, max_sessions, network)")
+                    throw ConfigurationError(origin: fieldOrigin, reason: "role \(name.string): unknown setting \"\(field.string)\" (known: base, functions, source, eval_timeout, memory_limit, max_sessions, network, commands)")
                 }
             }
             guard let base else {
                 throw ConfigurationError(origin: origin, reason: "role \(name.string): needs a base (admin, analyst or caller)")
             }
-            let role = Role(name: name.string, base: base, functions: functions, sources: sources, evalTimeoutMilliseconds: timeout, memoryLimitBytes: memory, maxSessions: sessions, network: network)
+            let role = Role(name: name.string, base: base, functions: functions, sources: sources, evalTimeoutMilliseconds: timeout, memoryLimitBytes: memory, maxSessions: sessions, network: network, commands: commands)
             do { try role.validate() } catch { throw ConfigurationError(origin: origin, reason: error.message) }
             for source in sources where access(source, R_OK) != 0 {
                 throw ConfigurationError(origin: origin, reason: "role \(name.string): cannot read source file \(source)")

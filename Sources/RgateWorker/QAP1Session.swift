@@ -231,9 +231,10 @@ final class QAP1Session {
         case .secureLogin:
             return secureLogin(parameters)
         case .detachSession:
+            guard access.role?.mayDetach == true else { return refuse(command: "detachSession") }
             return detach(evaluating: nil)
         case .detachedVoidEval:
-            guard access.role?.runsArbitraryCode == true else { return refuse(command: "detachedVoidEval") }
+            guard access.role?.runsArbitraryCode == true, access.role?.mayDetach == true else { return refuse(command: "detachedVoidEval") }
             guard case .string(let code)? = parameters.first else { return respond(error: .invalidParameter) }
             return detach(evaluating: code)
         case .ctrlEval, .ctrlSource, .ctrlShutdown, .attachSession:

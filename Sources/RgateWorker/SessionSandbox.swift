@@ -55,6 +55,8 @@ final class SessionSandbox {
             setenv("USER", "rgate-\(uid)", 1)
         }
         if let bytes = role.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
+        // Files the session makes (also in shared places like /tmp) are its own.
+        umask(0o077)
         return true
     }
 

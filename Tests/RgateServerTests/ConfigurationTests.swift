@@ -25,6 +25,65 @@ import Testing
         #expect(config.host == "127.0.0.1")         // default
     }
 
+    @Test func rolesUsersAndTheirDefaults() throws {
+        let yaml = """
+            users_file: /etc/rgate/users
+            audit_log: /var/log/rgate/audit.log
+            roles:
+              scorer:
+                base: caller
+                functions: [score, stats::median]
+                eval_timeout: 5
+                memory_limit: 512M
+                max_sessions: 3
+              ops:
+                base: analyst
+                network: true
+                commands: [files, shutdown]
+            """
+        let config = try ServerConfiguration.load(file: "rgate.yaml", fileText: yaml, environment: [:], overrides: [])
+        let scorer = try #require(config.policy.roles["scorer"])
+        #expect(scorer.base == .caller)
+        #expect(scorer.functions == ["score", "stats::median"])
+        #expect(scorer.evalTimeoutMilliseconds == 5000)
+        #expect(scorer.memoryLimitBytes == 512 << 20)
+        #expect(scorer.maxSessions == 3)
+        #expect(!scorer.network && !scorer.mayUseFiles && !scorer.mayUseSerializedCommands && scorer.mayDetach)
+        let ops = try #require(config.policy.roles["ops"])
+        #expect(ops.network && ops.mayShutDown && ops.mayUseFiles && !ops.mayDetach && !ops.mayUseSerializedCommands)
+        #expect(config.policy.anonymousRole == nil)     // users exist: everyone logs in
+        #expect(config.policy.roles["admin"]?.mayShutDown == true) // built-ins stay
+        #expect(config.auditLog == "/var/log/rgate/audit.log")
+    }
+
+    @Test("bad roles are refused with the line", arguments: [
+        ("roles:\n  r:\n    base: superuser\n", "rgate.yaml:3"),
+        ("roles:\n  r:\n    base: caller\n    functions: [eval]\n", "rgate.yaml:2"),
+        ("roles:\n  r:\n    base: caller\n    colour: blue\n", "rgate.yaml:4"),
+        ("roles:\n  r:\n    functions: [f]\n", "rgate.yaml:2"),
+        ("roles:\n  r:\n    base: analyst\n    commands: [everything]\n", "rgate.yaml:4"),
+        ("roles:\n  r:\n    base: caller\n    commands: [serialized]\n", "rgate.yaml:2"),
+    ])
+    func badRoles(_ yaml: String, _ origin: String) {
+        do {
+            _ = try ServerConfiguration.load(file: "rgate.yaml", fileText: yaml, environment: [:], overrides: [])
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.origin == origin, "\(error)")
+        }
+    }
+
+    @Test func anonymousAccessOnANetworkAddressIsRefused() throws {
+        #expect(throws: ConfigurationError.self) {
+            try ServerConfiguration.load(file: nil, environment: [:], overrides: [(key: "host", value: "0.0.0.0")])
+        }
+        // Explicitly allowed, or with logins required, it starts.
+        _ = try ServerConfiguration.load(
+            file: nil, environment: [:], overrides: [(key: "host", value: "0.0.0.0"), (key: "allow_remote_without_auth", value: "true")])
+        _ = try ServerConfiguration.load(
+            file: nil, environment: [:], overrides: [(key: "host", value: "0.0.0.0"), (key: "users_file", value: "/etc/rgate/users")])
+    }
+
     @Test func badValueNamesFileAndLine() {
         #expect(throws: ConfigurationError(origin: "rgate.yaml:3", reason: "max_sessions: expected a whole number of at least 1, not \"many\"")) {
             try ServerConfiguration.load(file: "rgate.yaml", fileText: "host: 127.0.0.1\n\nmax_sessions: many\n", environment: [:], overrides: [])
