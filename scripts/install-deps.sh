@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rgate needs to build and run, if missing: R (Debian's r-base-core and its
-# headers, without recommended packages) and the tools the tests use. Idempotent and quiet.
+# headers, without recommended packages) and the tools the tests use (openssl makes test
+# certificates). Idempotent and quiet.
 #
 #   scripts/install-deps.sh            # runtime + build: R, headers
 #   scripts/install-deps.sh --test     # also what the tests use (Rserve, RSclient, python3)
@@ -8,7 +9,7 @@ set -euo pipefail
 
 packages=(r-base-core r-base-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(r-cran-rserve r-cran-rsclient python3 python3-venv procps)
+  packages+=(r-cran-rserve r-cran-rsclient python3 python3-venv procps openssl)
 fi
 
 missing=()
