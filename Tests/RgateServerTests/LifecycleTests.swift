@@ -89,6 +89,20 @@ struct LifecycleTests {
         #expect(other.evaluate("1") == "[1] 1\n")
     }
 
+    @Test func aLongBLASCallIsKilledAfterTheGrace() throws {
+        let server = try ServerProcess(["--eval-timeout", "1", "--kill-grace", "0.5"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        // One dgemm of two 3000x3000 matrices: ~54 GFLOP in R's reference BLAS (tens of
+        // seconds here), which never checks for interrupts.
+        let start = Date()
+        let text = c.evaluate("x <- matrix(runif(9e6), 3000); y <- x %*% x; 'finished'")
+        #expect(Date().timeIntervalSince(start) < 8)
+        #expect(text?.contains("finished") == false)
+        #expect(text?.contains("ran past its time limit") == true)
+        #expect(try RawConnection(port: server.textPort).evaluate("1") == "[1] 1\n")
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to switch users"))
     func asRootEachSessionIsItsOwnUserWithAProcessLimit() throws {
         let server = try ServerProcess(["--max-processes", "8"])
