@@ -43,6 +43,8 @@ public final class RgateServer: Service, Sendable {
     private let monitor: SessionMonitor
     private let authenticator: Authenticator?
     private let audit: AuditLog?
+    /// The TLS port's context, built at init so a bad certificate or key is refused at start.
+    private let tlsContext: NIOSSLContext?
     /// Called once the listeners are bound, with (protocol name, address).
     private let onListening: @Sendable ([(String, String)]) -> Void
 
@@ -67,6 +69,7 @@ public final class RgateServer: Service, Sendable {
                 logger: logger, audit: audit)
             : nil
         self.authenticator = authenticator
+        tlsContext = try Self.makeTLSContext(configuration)
         monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
             if !shared { gate.release() }
         }) { wasShared in
@@ -161,15 +164,24 @@ public final class RgateServer: Service, Sendable {
     }
 
     private func makeTLSTerminator() throws -> TLSTerminator? {
-        guard let port = configuration.tlsPort, let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile else { return nil }
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-        if let ca = configuration.tlsClientCAFile {
-            tls.certificateVerification = .noHostnameVerification
-            tls.trustRoots = .file(ca)
+        guard let port = configuration.tlsPort, let tlsContext else { return nil }
+        return try TLSTerminator(host: configuration.host, port: port, context: tlsContext)
+    }
+
+    private static func makeTLSContext(_ configuration: ServerConfiguration) throws -> NIOSSLContext? {
+        guard configuration.tlsPort != nil, let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile else { return nil }
+        do {
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            if let ca = configuration.tlsClientCAFile {
+                tls.certificateVerification = .noHostnameVerification
+                tls.trustRoots = .file(ca)
+            }
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw ConfigurationError(origin: "tls_cert_file/tls_key_file", reason: "cannot use \(certificate) and \(key): \(error)")
         }
-        return try TLSTerminator(host: configuration.host, port: port, configuration: tls)
     }
 
     private func assignment(for wireProtocol: WireProtocol, id: UInt64, client: Int32, peer: String? = nil) -> SessionAssignment {

@@ -29,8 +29,7 @@ final class TLSTerminator: Sendable {
     private let stream: AsyncStream<Connection>
 
     /// Binds the TLS port.
-    init(host: String, port: Int, configuration: TLSConfiguration) throws {
-        let context = try NIOSSLContext(configuration: configuration)
+    init(host: String, port: Int, context: NIOSSLContext) throws {
         let (stream, continuation) = AsyncStream<Connection>.makeStream()
         self.stream = stream
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)

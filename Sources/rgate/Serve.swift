@@ -152,12 +152,19 @@ struct Serve: AsyncParsableCommand {
         return o
     }
 
+    /// Prints why the server cannot start (no usage text: the command line was fine) and exits 78.
+    static func refuse(_ message: String) -> ExitCode {
+        var line = Array("rgate: cannot start: \(message)\n".utf8)
+        _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        return ExitCode(78)
+    }
+
     func run() async throws {
         var settings: ServerConfiguration
         do {
             settings = try ServerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment, overrides: overrides)
         } catch {
-            throw ValidationError(error.description)
+            throw Self.refuse(error.description)
         }
         // Workers may run elsewhere: every file the policy names becomes an absolute path.
         func absolute(_ path: String) -> String {
@@ -183,11 +190,17 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "rgate")
-        let server = try RgateServer(configuration: settings, logger: logger) { listeners in
-            // Straight to fd 1, unbuffered: tests and scripts wait for these lines.
-            // One write for all listeners, so a reader sees every line once it sees one.
-            var lines = Array(listeners.map { "rgate: listening \($0.0) \($0.1)\n" }.joined().utf8)
-            _ = lines.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+        let server: RgateServer
+        do {
+            server = try RgateServer(configuration: settings, logger: logger) { listeners in
+                // Straight to fd 1, unbuffered: tests and scripts wait for these lines.
+                // One write for all listeners, so a reader sees every line once it sees one.
+                var lines = Array(listeners.map { "rgate: listening \($0.0) \($0.1)\n" }.joined().utf8)
+                _ = lines.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+            }
+        } catch {
+            // A users file, key or certificate that cannot be used: say which, and stop (EX_CONFIG).
+            throw Self.refuse("\(error)")
         }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],

@@ -838,3 +838,18 @@ def wait_for_audit(path: Path, predicate, timeout: float = 20, what: str = "a ma
             shown = "\n".join(map(str, lines[-30:]))
             raise AssertionError(f"no audit line with {what} within {timeout} s in {path}; last lines:\n{shown}")
         time.sleep(0.05)
+
+
+def make_shared_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp, mode 0755 (not under pytest's tmp_path: its parents are mode
+    0700, closed to rgate's session users)."""
+    import tempfile
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    return root
+
+
+def add_user(users_file: Path, name: str, role: str, secret: str) -> None:
+    """`rgate user add NAME --role ROLE --users-file FILE`, the password on stdin."""
+    r = rgate_cli("user", "add", name, "--role", role, "--users-file", str(users_file), stdin=f"{secret}\n".encode())
+    assert r.returncode == 0, f"rgate user add {name} --role {role}: exit {r.returncode}\n{r.stdout!r}\n{r.stderr!r}"

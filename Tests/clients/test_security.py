@@ -92,15 +92,10 @@ class Site:
 
 
 def make_site_dir() -> Path:
-    # Not under pytest's tmp_path: its parents are mode 0700, closed to rgate's session users.
-    root = Path(tempfile.mkdtemp(prefix="rgate-security-", dir="/tmp"))
-    root.chmod(0o755)
-    return root
+    return cs.make_shared_dir("rgate-security-")
 
 
-def add_user(users_file: Path, name: str, role: str, secret: str) -> None:
-    r = cs.rgate_cli("user", "add", name, "--role", role, "--users-file", str(users_file), stdin=f"{secret}\n".encode())
-    assert r.returncode == 0, f"rgate user add {name} --role {role}: exit {r.returncode}\n{r.stdout!r}\n{r.stderr!r}"
+add_user = cs.add_user
 
 
 def write_site(root: Path, users: dict[str, tuple[str, str]], roles: bool = True, anonymous_role: str | None = "none") -> Site:
