@@ -23,6 +23,12 @@ public enum ControlMessage: Sendable, Hashable {
     /// Session process → supervisor: one request was served (for the audit log; sent only when
     /// the assignment asks for it).
     case requestDone(RequestRecord)
+    /// Session process → supervisor: the client asked for `CMD_switch "TLS"` and was answered OK;
+    /// its socket travels with the message, for the supervisor to run the TLS server side.
+    case switchToTLS
+    /// Supervisor → session process: the TLS relay is up; the socket to use from now on travels
+    /// with the message (none: the switch failed and the session must end).
+    case switchedToTLS
 }
 
 /// What the audit log records about one request.
@@ -194,6 +200,8 @@ public struct SessionAssignment: Sendable, Hashable {
     public var peer: String = ""
     /// Whether to report each request (``ControlMessage/requestDone(_:)``) for the audit log.
     public var auditRequests: Bool = false
+    /// Whether `CMD_switch "TLS"` is offered (the server has a TLS certificate).
+    public var tlsSwitch: Bool = false
 
     /// Creates an assignment.
     public init(
@@ -221,7 +229,7 @@ extension ControlMessage {
     public static let maximumSize = 8192
 
     private enum Tag: UInt8 {
-        case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested, authenticate, authenticated, requestDone
+        case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested, authenticate, authenticated, requestDone, switchToTLS, switchedToTLS
     }
 
     /// The message's bytes.
@@ -241,7 +249,7 @@ extension ControlMessage {
             w.u32(a.evalTimeoutMilliseconds); w.u32(a.killGraceMilliseconds); w.u32(a.idleTimeoutMilliseconds)
             w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0); w.u8(a.allowShutdown ? 1 : 0)
             w.u64(a.memoryLimitBytes); w.u64(a.fileSizeLimitBytes); w.u32(a.openFilesLimit)
-            w.string(a.anonymousRole); w.u8(a.loginMethods.rawValue); w.string(a.peer); w.u8(a.auditRequests ? 1 : 0)
+            w.string(a.anonymousRole); w.u8(a.loginMethods.rawValue); w.string(a.peer); w.u8(a.auditRequests ? 1 : 0); w.u8(a.tlsSwitch ? 1 : 0)
         case .requestDone(let r):
             w.u8(Tag.requestDone.rawValue); w.string(r.command); w.u64(r.codeBytes); w.data(r.codeSHA256); w.string(r.outcome)
             w.u64(r.durationMicroseconds); w.string(r.limit)
@@ -254,6 +262,10 @@ extension ControlMessage {
             w.u8(Tag.ended.rawValue); w.u8(reason.rawValue)
         case .shutdownRequested:
             w.u8(Tag.shutdownRequested.rawValue)
+        case .switchToTLS:
+            w.u8(Tag.switchToTLS.rawValue)
+        case .switchedToTLS:
+            w.u8(Tag.switchedToTLS.rawValue)
         }
         return w.bytes
     }
@@ -278,7 +290,10 @@ extension ControlMessage {
             a.loginMethods = LoginMethods(rawValue: try r.u8())
             a.peer = try r.string()
             a.auditRequests = try r.u8() != 0
+            a.tlsSwitch = try r.u8() != 0
             self = .assign(a)
+        case .switchToTLS: self = .switchToTLS
+        case .switchedToTLS: self = .switchedToTLS
         case .requestDone:
             self = .requestDone(RequestRecord(
                 command: try r.string(), codeBytes: try r.u64(), codeSHA256: try r.data(), outcome: try r.string(),

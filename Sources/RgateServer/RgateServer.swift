@@ -69,8 +69,9 @@ public final class RgateServer: Service, Sendable {
                 logger: logger, audit: audit)
             : nil
         self.authenticator = authenticator
-        tlsContext = try Self.makeTLSContext(configuration)
-        monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
+        let tlsContext = try Self.makeTLSContext(configuration)
+        self.tlsContext = tlsContext
+        monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, tlsContext: tlsContext, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
             if !shared { gate.release() }
         }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
@@ -200,6 +201,7 @@ public final class RgateServer: Service, Sendable {
         a.anonymousRole = configuration.policy.anonymousRole ?? ""
         a.loginMethods = authenticator?.loginMethods ?? []
         a.auditRequests = audit != nil
+        a.tlsSwitch = tlsContext != nil && wireProtocol == .qap1 && peer == nil // not inside TLS already
         if let peer { a.peer = peer } else if audit != nil || authenticator != nil { a.peer = peerAddress(client) }
         return a
     }

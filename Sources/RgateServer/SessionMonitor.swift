@@ -1,6 +1,7 @@
 internal import CRgateSystem
 import Logging
 import NIOCore
+import NIOSSL
 import RgateIPC
 import RgateQAP1
 import RgateText
@@ -57,13 +58,15 @@ final class SessionMonitor: Sendable {
 
     private let authenticator: Authenticator?
     private let audit: AuditLog?
+    private let tlsContext: NIOSSLContext?
 
-    init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
+    init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, tlsContext: NIOSSLContext?, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
          onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
         self.onSessionEnd = onSessionEnd
         self.onShutdownRequest = onShutdownRequest
         self.authenticator = authenticator
         self.audit = audit
+        self.tlsContext = tlsContext
         wake = rgs_eventfd()
         guard wake >= 0 else { throw SystemError("eventfd") }
         self.logger = logger
@@ -158,6 +161,10 @@ final class SessionMonitor: Sendable {
         let received: (message: ControlMessage, descriptor: Int32?)?
         do { received = try control.receive() } catch { received = nil }
         if let received {
+            if case .switchToTLS = received.message {
+                switchToTLS(received.descriptor, control: control)
+                return
+            }
             if let fd = received.descriptor { close(fd) }
             switch received.message {
             case .shutdownRequested:
@@ -226,6 +233,25 @@ extension SessionMonitor {
                 state.withLock { $0.identities[client.sessionID] = Identity(user: outcome.user, role: outcome.role) }
             }
             try? reply.send(.authenticated(outcome))
+            reply.close()
+        }
+    }
+
+    /// `CMD_switch "TLS"`: runs TLS on the client's socket (in NIO) and gives the session the
+    /// relay's end once the handshake is done (through a duplicate of its control socket).
+    private func switchToTLS(_ client: Int32?, control: ControlSocket) {
+        let copy = dup(control.descriptor)
+        guard copy >= 0 else { if let client { close(client) }; return }
+        let reply = ControlSocket(descriptor: copy)
+        guard let client, let tlsContext else {
+            if let client { close(client) }
+            try? reply.send(.switchedToTLS)
+            reply.close()
+            return
+        }
+        TLSTerminator.adopt(client, context: tlsContext) { relay in
+            try? reply.send(.switchedToTLS, passing: relay)
+            if let relay { close(relay) }
             reply.close()
         }
     }

@@ -3,6 +3,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import RgateIPC
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +41,10 @@ final class TLSTerminator: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let peer = channel.remoteAddress.map(Self.describe) ?? ""
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.addHandler(TLSRelay(peer: peer, continuation: continuation))
+                    try channel.pipeline.syncOperations.addHandler(TLSRelay(onReady: { fd in
+                        if case .terminated = continuation.yield(.init(descriptor: fd, peer: peer)) { return false }
+                        return true
+                    }))
                     channel.eventLoop.scheduleTask(in: Self.handshakeTimeout) {
                         // Still no session: the handshake never completed.
                         if (try? channel.pipeline.syncOperations.handler(type: TLSRelay.self))?.started == false {
@@ -53,6 +57,32 @@ final class TLSTerminator: Sendable {
         let local = channel.localAddress
         address = local.map(Self.describe) ?? "\(host):\(port)"
         channel.closeFuture.whenComplete { _ in continuation.finish() }
+    }
+
+    /// Runs the server side of TLS on an already connected client socket (after QAP1's
+    /// `CMD_switch "TLS"` was answered in clear); `done` gets the session's end of the relay once
+    /// the handshake completed, or nil when it failed (it owns the descriptor it is given).
+    static func adopt(_ descriptor: Int32, context: NIOSSLContext, done: @escaping @Sendable (Int32?) -> Void) {
+        let finished = Mutex(false)
+        let once: @Sendable (Int32?) -> Void = { fd in
+            let first = finished.withLock { f in defer { f = true }; return !f }
+            if first { done(fd) } else if let fd { Glibc.close(fd) }
+        }
+        ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(TLSRelay(onReady: { fd in once(fd); return true }, onFailed: { once(nil) }))
+                    channel.eventLoop.scheduleTask(in: handshakeTimeout) {
+                        if (try? channel.pipeline.syncOperations.handler(type: TLSRelay.self))?.started == false {
+                            channel.close(promise: nil)
+                        }
+                    }
+                }
+            }
+            .withConnectedSocket(descriptor)
+            .whenFailure { _ in once(nil) }
     }
 
     /// Connections whose handshake completed, until ``shutdown()``.
@@ -75,8 +105,11 @@ private final class TLSRelay: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    let peer: String
-    let continuation: AsyncStream<TLSTerminator.Connection>.Continuation
+    /// Called with the session's end of the socket pair once the relay is up; false: nobody
+    /// takes it (the connection is closed).
+    let onReady: (Int32) -> Bool
+    /// Called when the connection ends before the relay was up.
+    let onFailed: () -> Void
     var started = false
     private var context: ChannelHandlerContext?
     /// The relay to the session's socket, once it is up.
@@ -85,9 +118,9 @@ private final class TLSRelay: ChannelDuplexHandler, RemovableChannelHandler {
     private var pending: [ByteBuffer] = []
     private var readWanted = false
 
-    init(peer: String, continuation: AsyncStream<TLSTerminator.Connection>.Continuation) {
-        self.peer = peer
-        self.continuation = continuation
+    init(onReady: @escaping (Int32) -> Bool, onFailed: @escaping () -> Void = {}) {
+        self.onReady = onReady
+        self.onFailed = onFailed
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -123,7 +156,7 @@ private final class TLSRelay: ChannelDuplexHandler, RemovableChannelHandler {
                 let relay = me.value
                 switch result {
                 case .success:
-                    if case .terminated = relay.continuation.yield(.init(descriptor: fds[1], peer: relay.peer)) {
+                    guard relay.onReady(fds[1]) else {
                         Glibc.close(fds[1])
                         channel.close(promise: nil)
                         return
@@ -135,6 +168,7 @@ private final class TLSRelay: ChannelDuplexHandler, RemovableChannelHandler {
                 case .failure:
                     Glibc.close(fds[0])
                     Glibc.close(fds[1])
+                    relay.onFailed()
                     channel.close(promise: nil)
                 }
             }
@@ -148,11 +182,13 @@ private final class TLSRelay: ChannelDuplexHandler, RemovableChannelHandler {
     func channelReadComplete(context: ChannelHandlerContext) { partner?.flush() }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !started { onFailed() }
         partner?.closeAll()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !started { onFailed() }
         partner?.closeAll()
         context.close(promise: nil)
     }

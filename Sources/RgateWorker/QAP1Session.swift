@@ -30,6 +30,8 @@ final class QAP1Session {
     /// The message id replies carry (OCAP mode echoes the request's, as Rserve does).
     private var replyID: UInt32 = 0
     private var isOCAP: Bool { assignment.wireProtocol == .ocap }
+    /// Whether the connection was switched to TLS (once only).
+    private var switched = false
     private var decoder: QAP1MessageDecoder
     private var buffer = ByteBuffer()
     private var openFile: UnsafeMutablePointer<FILE>?
@@ -74,8 +76,8 @@ final class QAP1Session {
             guard sendCapabilities() else { return .protocolError }
         } else {
             let identification = authenticated
-                ? QAP1Identification.make()
-                : QAP1Identification.make(authRequired: true, plainText: true, salt: assignment.loginMethods.contains(.crypt) ? salt : nil)
+                ? QAP1Identification.make(tls: assignment.tlsSwitch)
+                : QAP1Identification.make(authRequired: true, plainText: true, salt: assignment.loginMethods.contains(.crypt) ? salt : nil, tls: assignment.tlsSwitch)
             guard client.writeAll(ByteBuffer(bytes: identification)) else { return .ioError }
         }
         engine.onOutOfBand = { [unowned self] kind, object, code in self.outOfBand(kind, object, code) }
@@ -225,7 +227,7 @@ final class QAP1Session {
             try? control.send(.shutdownRequested)
             return respondOK()
         case .switchProtocol:
-            return respond(error: .disabled)
+            return switchToTLS(parameters)
         case .keyRequest:
             return keyRequest(parameters)
         case .secureLogin:
@@ -309,6 +311,38 @@ final class QAP1Session {
             return false
         }
         return respondOK()
+    }
+
+    /// `CMD_switch "TLS"` (Rserve's in-band upgrade): answer OK in clear, hand the socket to the
+    /// supervisor, which runs the TLS server side, and continue on the relay it gives back.
+    private func switchToTLS(_ parameters: [QAP1Parameter]) -> Bool {
+        guard assignment.tlsSwitch, !switched else { return respond(error: .disabled) }
+        guard let name = parameters.first?.stringValue else { return respond(error: .invalidParameter) }
+        guard name == "TLS" else { return respond(error: .unsupportedCommand) }
+        // Bytes after the switch request are the TLS handshake, which is not ours to read.
+        guard buffer.readableBytes == 0, respond(.responseOK) else {
+            ended = .protocolError
+            return false
+        }
+        guard (try? control.send(.switchToTLS, passing: client.descriptor)) != nil else { return false }
+        var relay: Int32?
+        while let received = try? control.receive() {
+            if case .switchedToTLS = received.message { relay = received.descriptor; break }
+            if let fd = received.descriptor { close(fd) }
+        }
+        guard let relay else {
+            WorkerLog.info("session \(assignment.sessionID): the TLS handshake after switch failed")
+            ended = .protocolError
+            return false
+        }
+        // The supervisor holds the TCP socket now (closing, not shutting down: the socket is
+        // shared); this process talks to the relay.
+        close(client.descriptor)
+        switched = true
+        client = ClientConnection(descriptor: relay)
+        client.setIdleTimeout(milliseconds: assignment.idleTimeoutMilliseconds)
+        engine.cancelWhenPeerCloses(relay)
+        return true
     }
 
     /// The supervisor's verdict on credentials (nil when it could not be asked).

@@ -172,3 +172,58 @@ def test_tls_sessions_are_audited_with_the_client_address(tls_server, pki):
     assert line["protocol"] == "qap1"
     start = [l for l in cs.read_audit(audit) if l.get("event") == "session start" and l.get("peer") == f"127.0.0.1:{local_port}"]
     assert start, "no session start line with the TLS client's address"
+
+
+def _switch(port: int, pki: Path) -> ssl.SSLSocket:
+    """Connects in clear, asks for CMD_switch "TLS", and continues inside TLS (as Rserve's
+    switch.qap.tls): the reply to the switch is a clear RESP_OK, then the handshake."""
+    sock = socket.create_connection((cs.HOST, port), timeout=cs.IO_TIMEOUT)
+    ident = cs.recv_exact(sock, 32)
+    assert b"TLS\n" in ident[16:], ident  # switching is announced in the ID string
+    sock.sendall(cs.message(0x005, cs.string_param("TLS")))
+    resp = cs.read_response(sock)
+    assert resp is not None and resp.cmd == cs.RESP_OK and not resp.payload, resp
+    return _client_context(pki).wrap_socket(sock, server_hostname="localhost")
+
+
+def test_in_band_switch_to_tls(tls_server, pki):
+    server, _, _ = tls_server
+    with _switch(server.port, pki) as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert cs.eval_on(tls, "6 * 7").payload == cs.double_answer(42.0)
+        # A second switch inside TLS is refused; the session goes on.
+        tls.sendall(cs.message(0x005, cs.string_param("TLS")))
+        resp = cs.read_response(tls)
+        assert resp.cmd == cs.RESP_ERR | (cs.ERR_DISABLED << 24), resp
+        assert cs.eval_on(tls, "1 + 1").payload == cs.double_answer(2.0)
+
+
+def test_switch_errors_keep_the_connection(tls_server):
+    server, _, _ = tls_server
+    sock, _ = cs.open_qap(server.port)
+    with sock:
+        sock.sendall(cs.message(0x005, cs.string_param("tls")))  # case-sensitive, as Rserve
+        assert cs.read_response(sock).cmd == cs.RESP_ERR | (0x49 << 24)
+        sock.sendall(cs.message(0x005))
+        assert cs.read_response(sock).cmd == cs.RESP_ERR | (0x44 << 24)
+        assert cs.eval_on(sock, "3").payload == cs.double_answer(3.0)
+
+
+def test_rsclient_switch(tls_server, pki, tmp_path):
+    """Debian's RS.switch() passes too few arguments to its C function (it crashes); the C
+    entry point itself is what RSclient users call."""
+    server, _, _ = tls_server
+    checks = _rsclient_checks(f'''
+c <- RS.connect(port = {server.port})
+.Call(RSclient:::RS_switch, c, "TLS", TRUE, NULL, NULL, "{pki / 'ca.pem'}")
+same("eval inside TLS", RS.eval(c, 6 * 7), 42)
+RS.close(c)
+''', tmp_path)
+    assert len(checks) == 1
+
+
+def _rsclient_checks(script: str, tmp_path: Path) -> list:
+    out = cs.run_rscript(cs.R_PRELUDE + script, [], tmp_path)
+    checks = cs.parse_checks(out.stdout)
+    assert checks and all(c[1] for c in checks), (checks, out.stdout, out.stderr)
+    return checks
