@@ -101,7 +101,9 @@ final class QAP1Session {
                 switch frame {
                 case .oversized(let header):
                     WorkerLog.info("session \(assignment.sessionID): refused a \(header.length)-byte message")
+                    replyID = isOCAP ? header.messageID : 0
                     guard respond(error: .dataOverflow) else { return .ioError }
+                    if isOCAP { return .protocolError } // as Rserve in OCAP mode: then close
                 case .message(let message):
                     guard handle(message) else { return ended ?? .ioError }
                 }

@@ -29,8 +29,6 @@ struct SessionProcess {
         engine.resetSessionState()
         // Entered once per process (a shared session keeps it for every client).
         let sandbox = SessionSandbox(settings: settings, directory: directory)
-        // The hard time limit's watchdog, started while still a spare (see rgs_watchdog_arm).
-        if rgs_watchdog_start(50) != 0 { WorkerLog.error("cannot start the watchdog thread") }
         while true {
             let received: (message: ControlMessage, descriptor: Int32?)?
             do { received = try control.receive() } catch { received = nil }

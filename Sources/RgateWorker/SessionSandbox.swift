@@ -26,7 +26,8 @@ final class SessionSandbox {
         self.directory = directory
     }
 
-    /// Confines the process for `role`; false when that failed (the session must end).
+    /// Confines the process for `role` and starts its time-limit watchdog; false when that failed
+    /// (the session must end).
     func enter(_ role: Role) -> Bool {
         if entered { return true }
         entered = true
@@ -57,6 +58,12 @@ final class SessionSandbox {
         if let bytes = role.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
         // Files the session makes (also in shared places like /tmp) are its own.
         umask(0o077)
+        // The hard time limit's watchdog (see rgs_watchdog_arm), started only now: changing
+        // credentials in a process that already has a second thread costs a signal round to it.
+        guard rgs_watchdog_start(50) == 0 else {
+            WorkerLog.error("cannot start the watchdog thread")
+            return false
+        }
         return true
     }
 

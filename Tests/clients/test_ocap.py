@@ -146,3 +146,36 @@ c <- RS.connect(port = {port})
 r <- try(RS.eval.qap(c, as.call(list(attr(c, "capabilities")$login, "ann", "ann pw"))), silent = TRUE)
 check("an analyst gets no OCAP functions", inherits(r, "try-error"))
 ''', tmp_path)
+
+
+@pytest.mark.parametrize("junk", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    struct.pack("<IIII", 0x00F, 0xFFFFFFF0, 0, 0x7FFFFFFF),  # a 2^63-byte OCcall
+    struct.pack("<IIII", 0x12345678, 8, 0, 0) + b"\xff" * 8,  # an unknown command
+    struct.pack("<IIII", 0x00F, 8, 0, 0) + b"\x0a\x04\x00\x00\xff\xff\xff\xff",  # DT_SEXP of an unknown XT
+], ids=["http", "huge-length", "unknown-command", "bad-sexp"])
+def test_garbage_on_the_ocap_port_closes_only_that_connection(open_server, tmp_path, junk):
+    server, port = open_server
+    with socket.create_connection((cs.HOST, port), timeout=30) as sock:
+        head = cs.recv_exact(sock, 16)
+        cs.recv_exact(sock, struct.unpack("<IIII", head)[1])
+        try:
+            sock.sendall(junk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        # At most an error reply (0x4b, 0x61), then the end of the connection.
+        sock.settimeout(15)
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        assert len(received) <= 16, received
+        assert not received or struct.unpack("<I", received[:4])[0] & 0xFFFFFF == 0x10002, received
+    # Everyone else is still served, on both ports.
+    assert cs.raw_eval(server.port, "add(1, 1)").payload == cs.double_answer(2.0)
+    _rsclient(f'''
+c <- RS.connect(port = {port})
+same("still serving", RS.eval.qap(c, as.call(list(attr(c, "capabilities")$add, 1, 1))), 2)
+''', tmp_path)
