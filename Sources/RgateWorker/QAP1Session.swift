@@ -605,7 +605,7 @@ final class QAP1Session {
             // Parse errors are answered before detaching, as Rserve does.
             return respond(error: error.code == .parseIncomplete ? .parseIncomplete : .parseError)
         }
-        guard let (listener, port, peer) = Self.listenBesides(client.descriptor, socket: sandbox.detachSocket) else { return respond(error: .detachFailed) }
+        guard let (listener, port, peer) = Self.listenBesides(client.descriptor, socket: sandbox.takeDetachSocket()) else { return respond(error: .detachFailed) }
         var key = [UInt8](repeating: 0, count: 32)
         var rng = SystemRandomNumberGenerator()
         for i in key.indices { key[i] = rng.next() }

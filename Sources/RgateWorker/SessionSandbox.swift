@@ -17,9 +17,18 @@ final class SessionSandbox {
     /// The current client's socket (its address family decides the detach socket's).
     var client: Int32 = -1
     private(set) var entered = false
-    /// A TCP socket made before leaving the host's network, for a later detach (a socket keeps
-    /// the namespace it was made in).
-    private(set) var detachSocket: Int32?
+    /// TCP sockets made before leaving the host's network, for a later detach (a socket keeps
+    /// the namespace it was made in), by address family.
+    private var detachSockets: [Int32: Int32] = [:]
+
+    /// The role's own memory limit, once entered (it wins over the server's).
+    private(set) var roleMemoryLimit: UInt64?
+
+    /// Takes the detach socket for the current client's address family, if one was made.
+    func takeDetachSocket() -> Int32? {
+        guard let family = Self.family(of: client) else { return nil }
+        return detachSockets.removeValue(forKey: family)
+    }
 
     init(settings: WorkerSettings, directory: String) {
         self.settings = settings
@@ -33,9 +42,12 @@ final class SessionSandbox {
         entered = true
         if let isolated = settings.isolatedNetwork {
             if !role.network {
-                if let family = Self.family(of: client), family == AF_INET || family == AF_INET6 {
+                // A socket for a later detach, made while the host's network is still reachable
+                // (for the client's address family; both when entered before any client).
+                let families = Self.family(of: client).map { [$0] } ?? [AF_INET, AF_INET6]
+                for family in families where family == AF_INET || family == AF_INET6 {
                     let fd = rgs_tcp_socket(family)
-                    if fd >= 0 { detachSocket = fd }
+                    if fd >= 0 { detachSockets[family] = fd }
                 }
                 guard rgs_netns_enter(isolated) == 0 else {
                     WorkerLog.error("cannot enter the network namespace: errno \(errno)")
@@ -55,7 +67,10 @@ final class SessionSandbox {
             setenv("HOME", directory, 1)
             setenv("USER", "rgate-\(uid)", 1)
         }
-        if let bytes = role.memoryLimitBytes, bytes > 0 { _ = rgs_set_limit(rgs_rlimit_data(), bytes) }
+        if let bytes = role.memoryLimitBytes, bytes > 0 {
+            _ = rgs_set_limit(rgs_rlimit_data(), bytes)
+            roleMemoryLimit = bytes
+        }
         // Files the session makes (also in shared places like /tmp) are its own.
         umask(0o077)
         // The hard time limit's watchdog (see rgs_watchdog_arm), started only now: changing
@@ -68,6 +83,7 @@ final class SessionSandbox {
     }
 
     private static func family(of descriptor: Int32) -> Int32? {
+        guard descriptor >= 0 else { return nil }
         var address = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let ok = withUnsafeMutablePointer(to: &address) { p in
