@@ -109,6 +109,12 @@ final class Authenticator: Sendable {
         default:
             break
         }
+        if let known = role, policy.roles[known] == nil {
+            // Added with `rgate user add --role` after start, with a role this server does not define.
+            logger.error("user '\(user)' has role '\(known)', which the configuration does not define; refusing the login")
+            audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: known, outcome: "unknown role")
+            return AuthenticationOutcome(accepted: false, user: user, role: "", message: "login failed")
+        }
         if let role, let limit = policy.roles[role]?.maxSessions {
             let admitted = state.withLock { s -> Bool in
                 guard s.sessionsByRole[role, default: 0] < limit else { return false }

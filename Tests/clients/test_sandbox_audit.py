@@ -303,6 +303,21 @@ def test_audit_failed_login_without_password(site, raw_login):
         assert secret.split()[-1].encode() not in data, f"the audit log holds part of a password: {secret!r}"
 
 
+def test_user_added_later_with_an_undefined_role_cannot_log_in(site, raw_login):
+    """`rgate user add` does not know the server's roles; a user given a role this server does not
+    define is refused at login (and the audit says why), the others are unaffected."""
+    secret = f"ghost pw {uuid.uuid4().hex}"
+    cs.add_user(site.users_file, "ghost", "no_such_role", secret)
+    sock, resp = cs.qap_login(site.port, "ghost", secret)
+    with sock:
+        assert resp is not None and resp.cmd == AUTH_FAILED, resp
+        session = session_of(site.audit, sock)
+    line = cs.wait_for_audit(site.audit, lambda l: l.get("event") == "login" and l.get("session") == session,
+                             what=f"'login' of session {session}")
+    assert line.get("outcome") == "unknown role" and line.get("user") == "ghost", line
+    assert cs.eval_on(raw_login("ana"), "1+1").payload == cs.double_answer(2.0)
+
+
 def test_audit_refused_caller_request(site, raw_login):
     code = f'system("id") # {uuid.uuid4().hex}'
     sock = raw_login("sam")
