@@ -719,6 +719,9 @@ rg_sexp rg_lookup_global(const char *name) {
     return R_ToplevelExec(do_lookup_global, &a) ? a.value : NULL;
 }
 
+int rg_is_inert_attribute(const char *name);
+int rg_is_inert_class(const char *name);
+
 static int plain_data(SEXP x, int depth) {
     if (depth > 64) return 0;
     switch (TYPEOF(x)) {
@@ -731,9 +734,33 @@ static int plain_data(SEXP x, int depth) {
     }
     if (IS_S4_OBJECT(x)) return 0;
     for (SEXP a = ATTRIB(x); a != R_NilValue; a = CDR(a)) {
-        if (TYPEOF(a) != LISTSXP || !plain_data(CAR(a), depth + 1)) return 0;
+        if (TYPEOF(a) != LISTSXP || TYPEOF(TAG(a)) != SYMSXP || !plain_data(CAR(a), depth + 1)) return 0;
+        const char *name = CHAR(PRINTNAME(TAG(a)));
+        if (strcmp(name, "class") == 0) {
+            // S3 dispatch follows the class: only classes whose methods treat values as data.
+            SEXP cls = CAR(a);
+            if (TYPEOF(cls) != STRSXP) return 0;
+            for (R_xlen_t i = 0; i < XLENGTH(cls); i++) {
+                if (STRING_ELT(cls, i) == NA_STRING || !rg_is_inert_class(CHAR(STRING_ELT(cls, i)))) return 0;
+            }
+        } else if (!rg_is_inert_attribute(name)) {
+            return 0;
+        }
     }
     return 1;
+}
+
+static const char *inert_attributes[] = { "names", "dim", "dimnames", "row.names", "levels", "tzone", "units", "comment", NULL };
+static const char *inert_classes[] = { "data.frame", "factor", "ordered", "Date", "POSIXct", "POSIXt", "difftime", "table", "matrix", "array", NULL };
+
+int rg_is_inert_attribute(const char *name) {
+    for (int i = 0; inert_attributes[i]; i++) if (strcmp(name, inert_attributes[i]) == 0) return 1;
+    return 0;
+}
+
+int rg_is_inert_class(const char *name) {
+    for (int i = 0; inert_classes[i]; i++) if (strcmp(name, inert_classes[i]) == 0) return 1;
+    return 0;
 }
 
 int rg_is_plain_data(rg_sexp x) { return plain_data((SEXP)x, 0); }

@@ -145,6 +145,12 @@ extension REngine {
         rg_is_plain_data(object.sexp) != 0
     }
 
+    /// Whether an attribute other than `class` may be on a restricted caller's data.
+    public static func isInertAttribute(_ name: String) -> Bool { rg_is_inert_attribute(name) != 0 }
+
+    /// Whether a class may be on a restricted caller's data (its S3 methods treat values as data).
+    public static func isInertClass(_ name: String) -> Bool { rg_is_inert_class(name) != 0 }
+
     /// Whether the object is a function (closure, builtin or special).
     public func isFunction(_ object: RObject) -> Bool {
         let t = rg_typeof(object.sexp)

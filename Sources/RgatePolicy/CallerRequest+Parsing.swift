@@ -287,7 +287,10 @@ struct CallerParser {
             case UInt8(ascii: "\\"), UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`"), UInt8(ascii: " "):
                 scalars.append(Unicode.Scalar(e))
             case UInt8(ascii: "x"):
-                scalars.append(try hexScalar(maxDigits: 2, braces: false))
+                // R makes a raw byte of \xNN; only ASCII is the same character in every encoding.
+                let scalar = try hexScalar(maxDigits: 2, braces: false)
+                guard scalar.value < 0x80 else { throw fail("\\x escapes above \\x7f are bytes, not characters: use \\u") }
+                scalars.append(scalar)
             case UInt8(ascii: "u"):
                 scalars.append(try hexScalar(maxDigits: 4, braces: true))
             case UInt8(ascii: "U"):
@@ -301,6 +304,7 @@ struct CallerParser {
                     count += 1
                 }
                 guard value != 0, let s = Unicode.Scalar(value) else { throw fail("NUL bytes are not allowed in strings") }
+                guard value < 0x80 else { throw fail("octal escapes above \\177 are bytes, not characters: use \\u") }
                 scalars.append(s)
             default:
                 throw fail("unknown escape '\\\(Unicode.Scalar(e))' in a string")

@@ -90,7 +90,8 @@ public struct Role: Sendable, Hashable, Codable {
 
     /// Functions that evaluate code, reach other functions by name or change the engine; an
     /// allow-list naming one of them is refused at start, since calling it with data would
-    /// still be arbitrary code.
+    /// still be arbitrary code. A safety net, not a proof: R has more functions that take a
+    /// function by name (`FUN = "system"`), so list only functions that treat arguments as data.
     public static let forbiddenFunctions: Set<String> = [
         "eval", "evalq", "eval.parent", "local", "with", "within", "parse", "str2lang", "str2expression",
         "deparse", "do.call", "get", "get0", "mget", "match.fun", "getFunction", "getAnywhere", "getExportedValue",
@@ -105,6 +106,8 @@ public struct Role: Sendable, Hashable, Codable {
         "callCC", "Negate", "Vectorize", "outer", "apply", "tapply", "aggregate", "ave", "by", "eapply", "dendrapply",
         "formula", "as.formula", "lm", "glm", "model.frame", "nls", "optim", "optimize", "uniroot", "integrate",
         "registerS3method", "setMethod", "setClass", "trace", "untrace", "browser", "debug", "fix", "edit",
+        "sweep", "kronecker", "Find", "Position", "addmargins", "dget", "dput", "environmentName", "sys.frame",
+        "Rprof", "Sys.chmod", "file.remove", "unlink", "download.file", "install.packages", "remove.packages",
     ]
 
     /// Checks a role's definition; the error names the problem.

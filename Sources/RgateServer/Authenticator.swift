@@ -87,10 +87,15 @@ final class Authenticator: Sendable {
         let host = Self.host(of: peer)
         let clock = ContinuousClock()
         let now = clock.now
+        // Every attempt counts as a failure until it succeeds, under the lock, so parallel
+        // guesses cannot all pass the check; a success takes back only its own attempt.
         let locked = state.withLock { s -> Bool in
-            guard let f = s.failures[host] else { return false }
-            if now - f.first > throttle.window { s.failures[host] = nil; return false }
-            return f.count >= throttle.maxFailures
+            var f = s.failures[host] ?? Failures(count: 0, first: now)
+            if now - f.first > throttle.window { f = Failures(count: 0, first: now) }
+            if f.count >= throttle.maxFailures { s.failures[host] = f; return true }
+            f.count += 1
+            s.failures[host] = f
+            return false
         }
         if locked {
             audit?.write(event: "login", session: sessionID, peer: peer, user: request.user, outcome: "locked out")
@@ -111,7 +116,7 @@ final class Authenticator: Sendable {
         }
         if let known = role, policy.roles[known] == nil {
             // Added with `rgate user add --role` after start, with a role this server does not define.
-            logger.error("user '\(user)' has role '\(known)', which the configuration does not define; refusing the login")
+            logger.error("user \(user.debugDescription) has role '\(known)', which the configuration does not define; refusing the login")
             audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: known, outcome: "unknown role")
             return AuthenticationOutcome(accepted: false, user: user, role: "", message: "login failed")
         }
@@ -123,23 +128,23 @@ final class Authenticator: Sendable {
                 return true
             }
             if !admitted {
+                state.withLock { s in if var f = s.failures[host] { f.count = max(0, f.count - 1); s.failures[host] = f } }
                 audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "role session limit")
                 return AuthenticationOutcome(accepted: false, user: user, role: role, message: "all \(limit) sessions of role \(role) are in use; try again later")
             }
         }
         if let role {
-            state.withLock { $0.failures[host] = nil }
+            state.withLock { s in
+                if var f = s.failures[host] { f.count = max(0, f.count - 1); s.failures[host] = f }
+            }
             audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "ok")
             return AuthenticationOutcome(accepted: true, user: user, role: role, message: "")
         }
         let count = state.withLock { s -> Int in
-            var f = s.failures[host] ?? Failures(count: 0, first: now)
-            f.count += 1
-            s.failures[host] = f
             if s.failures.count > 10_000 { s.failures = s.failures.filter { now - $0.value.first <= throttle.window } }
-            return f.count
+            return s.failures[host]?.count ?? 1
         }
-        logger.notice("login failed", metadata: ["user": "\(user)", "peer": "\(peer)", "session.id": "\(sessionID)", "failures": "\(count)"])
+        logger.notice("login failed", metadata: ["user": "\(user.debugDescription)", "peer": "\(peer)", "session.id": "\(sessionID)", "failures": "\(count)"])
         audit?.write(event: "login", session: sessionID, peer: peer, user: user, outcome: "failed")
         let base = throttle.delay.components
         let baseMicros = Int(base.seconds) * 1_000_000 + Int(base.attoseconds / 1_000_000_000_000)
@@ -185,7 +190,11 @@ final class Authenticator: Sendable {
     }
 
     static func host(of peer: String) -> String {
-        if peer.hasPrefix("["), let end = peer.firstIndex(of: "]") { return String(peer[peer.index(after: peer.startIndex)..<end]) }
+        if peer.hasPrefix("["), let end = peer.firstIndex(of: "]") {
+            let address = String(peer[peer.index(after: peer.startIndex)..<end])
+            // An IPv4 client seen through an IPv6 socket is the same address.
+            return address.lowercased().hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
+        }
         if let colon = peer.lastIndex(of: ":"), peer.firstIndex(of: ":") == colon { return String(peer[..<colon]) }
         return peer
     }

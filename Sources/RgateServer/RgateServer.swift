@@ -71,7 +71,15 @@ public final class RgateServer: Service, Sendable {
         self.authenticator = authenticator
         let tlsContext = try Self.makeTLSContext(configuration)
         self.tlsContext = tlsContext
-        monitor = try SessionMonitor(logger: logger, authenticator: authenticator, audit: audit, tlsContext: tlsContext, onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
+        let policy = configuration.policy
+        let allowShutdown = configuration.allowShutdown
+        monitor = try SessionMonitor(
+            logger: logger, authenticator: authenticator, audit: audit, tlsContext: tlsContext,
+            mayShutDown: { roleName, loggedIn in
+                guard let role = policy.roles[roleName] else { return false }
+                return role.mayShutDown || (allowShutdown && !loggedIn && role.runsArbitraryCode)
+            },
+            onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
             if !shared { gate.release() }
         }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }

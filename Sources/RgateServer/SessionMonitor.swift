@@ -24,6 +24,8 @@ final class SessionMonitor: Sendable {
         var peer: String = ""
         /// The anonymous role the session started with ("" when it must log in).
         var role: String = ""
+        /// Switched to TLS in-band: the socket carries TLS now, so no clear-text error may be written to it.
+        var switchedToTLS = false
     }
 
     /// Who a session's client turned out to be, once logged in.
@@ -44,6 +46,7 @@ final class SessionMonitor: Sendable {
         var stopped = false
         var exitStatus: [Int32: Int32] = [:] // pid → wait status, as reported by the zygote
         var identities: [UInt64: Identity] = [:] // session → logged-in user
+        var authenticating: Set<UInt64> = [] // sessions with a login being checked
     }
 
     private let state = Mutex(State())
@@ -59,14 +62,18 @@ final class SessionMonitor: Sendable {
     private let authenticator: Authenticator?
     private let audit: AuditLog?
     private let tlsContext: NIOSSLContext?
+    /// Whether a session of this role (logged in or anonymous) may shut the server down.
+    private let mayShutDown: @Sendable (_ role: String, _ loggedIn: Bool) -> Bool
 
-    init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, tlsContext: NIOSSLContext?, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
+    init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, tlsContext: NIOSSLContext?,
+         mayShutDown: @escaping @Sendable (_ role: String, _ loggedIn: Bool) -> Bool, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
          onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
         self.onSessionEnd = onSessionEnd
         self.onShutdownRequest = onShutdownRequest
         self.authenticator = authenticator
         self.audit = audit
         self.tlsContext = tlsContext
+        self.mayShutDown = mayShutDown
         wake = rgs_eventfd()
         guard wake >= 0 else { throw SystemError("eventfd") }
         self.logger = logger
@@ -168,7 +175,18 @@ final class SessionMonitor: Sendable {
             if let fd = received.descriptor { close(fd) }
             switch received.message {
             case .shutdownRequested:
-                logger.notice("a client asked the server to shut down")
+                // Authorised here, from what the supervisor knows of the session (its login or
+                // anonymous role): a session process runs client code and is not trusted.
+                let (client, identity) = state.withLock { s -> (Client?, Identity?) in
+                    let c = s.records[descriptor]?.clients.first
+                    return (c, c.flatMap { s.identities[$0.sessionID] })
+                }
+                guard let client, mayShutDown(identity?.role ?? client.role, identity != nil) else {
+                    logger.warning("refused a shutdown request from a session whose role may not shut down",
+                                   metadata: ["session.id": "\(client?.sessionID ?? 0)"])
+                    return
+                }
+                logger.notice("a client asked the server to shut down", metadata: ["session.id": "\(client.sessionID)"])
                 onShutdownRequest()
                 return
             case .authenticate(let request):
@@ -227,10 +245,23 @@ extension SessionMonitor {
             reply.close()
             return
         }
+        // One login check at a time per session, and none after a successful one (a session
+        // process runs client code: it could otherwise flood the supervisor with scrypt work).
+        let admitted = state.withLock { s -> Bool in
+            guard s.identities[client.sessionID] == nil, !s.authenticating.contains(client.sessionID) else { return false }
+            s.authenticating.insert(client.sessionID)
+            return true
+        }
+        guard admitted else {
+            try? reply.send(.authenticated(AuthenticationOutcome(accepted: false, user: request.user, role: "", message: "already logged in")))
+            reply.close()
+            return
+        }
         Thread.detach(name: "rgate-login") { [self] in
             let outcome = authenticator.authenticate(request, peer: client.peer, sessionID: client.sessionID)
-            if outcome.accepted {
-                state.withLock { $0.identities[client.sessionID] = Identity(user: outcome.user, role: outcome.role) }
+            state.withLock { s in
+                s.authenticating.remove(client.sessionID)
+                if outcome.accepted { s.identities[client.sessionID] = Identity(user: outcome.user, role: outcome.role) }
             }
             try? reply.send(.authenticated(outcome))
             reply.close()
@@ -240,6 +271,11 @@ extension SessionMonitor {
     /// `CMD_switch "TLS"`: runs TLS on the client's socket (in NIO) and gives the session the
     /// relay's end once the handshake is done (through a duplicate of its control socket).
     private func switchToTLS(_ client: Int32?, control: ControlSocket) {
+        state.withLock { s in
+            guard var record = s.records[control.descriptor], !record.clients.isEmpty else { return }
+            record.clients[0].switchedToTLS = true
+            s.records[control.descriptor] = record
+        }
         let copy = dup(control.descriptor)
         guard copy >= 0 else { if let client { close(client) }; return }
         let reply = ControlSocket(descriptor: copy)
@@ -306,6 +342,10 @@ enum SessionLostReply {
     }
 
     static func send(to client: SessionMonitor.Client, cause: String) {
+        if client.switchedToTLS {
+            shutdown(client.descriptor, Int32(SHUT_RDWR)) // inside TLS: only the connection's end
+            return
+        }
         var buffer = ByteBuffer()
         switch client.wireProtocol {
         case .text:

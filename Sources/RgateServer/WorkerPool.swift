@@ -111,7 +111,15 @@ final class WorkerPool: Sendable {
             if !seen.contains(key) { env.append(s) }
             p += 1
         }
-        if getenv("R_HOME") == nil, access("/usr/lib/R/bin/R", X_OK) == 0 { env.append("R_HOME=/usr/lib/R") }
+        if getenv("R_HOME") == nil, access("/usr/lib/R/bin/R", X_OK) == 0 {
+            env.append("R_HOME=/usr/lib/R")
+            // Debian splits R: what R.home("share"), R.home("doc") and R.home("include") name
+            // lives under /usr/share/R (the R front-end script sets these; an embedding must too).
+            for (key, path) in [("R_SHARE_DIR", "/usr/share/R/share"), ("R_DOC_DIR", "/usr/share/R/doc"), ("R_INCLUDE_DIR", "/usr/share/R/include")]
+            where getenv(key) == nil && access(path, R_OK) == 0 {
+                env.append("\(key)=\(path)")
+            }
+        }
         let argv = [executable, "worker"]
         let pid = try withCStrings(argv) { cArgv in
             try withCStrings(env) { cEnv in

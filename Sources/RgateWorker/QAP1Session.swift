@@ -306,7 +306,7 @@ final class QAP1Session {
     private func finishLogin(_ request: AuthenticationRequest) -> Bool {
         let outcome = authenticate(request)
         guard let outcome, outcome.accepted, access.adopt(roleNamed: outcome.role, user: outcome.user) else {
-            WorkerLog.info("session \(assignment.sessionID): login failed for user '\(request.user)'")
+            WorkerLog.info("session \(assignment.sessionID): login failed for user \(request.user.debugDescription)")
             engine.setErrorMessage("Error: rgate: \(outcome?.message ?? "login failed")\n")
             _ = respond(error: .authFailed)
             ended = .protocolError
@@ -430,8 +430,11 @@ final class QAP1Session {
         }
         let outcome = authenticate(AuthenticationRequest(method: .password, user: user, secret: Array(password.utf8)))
         guard let outcome, outcome.accepted, access.adopt(roleNamed: outcome.role, user: outcome.user) else {
+            // As a failed QAP1 login: answered, then the connection is closed.
             engine.setErrorMessage("Error: rgate: \(outcome?.message ?? "login failed")\n")
-            return respond(error: .rError)
+            _ = respond(error: .rError)
+            ended = .protocolError
+            return false
         }
         capabilities = capabilities.filter { !$0.value.isEmpty } // the login capability is spent
         guard access.role?.base == .caller, !access.callableFunctions.isEmpty else {
@@ -467,6 +470,8 @@ final class QAP1Session {
     /// `CMD_secLogin`: the RSA-OAEP encrypted `[authkey][user\npassword\n]`, opened by the supervisor.
     private func secureLogin(_ parameters: [QAP1Parameter]) -> Bool {
         guard rsaPublicKeyDER != nil, let authKey else { return respond(error: .unavailable) }
+        if access.user != nil || (authenticated && assignment.anonymousRole.isEmpty) { return respond(error: .invalidCommand) }
+        self.authKey = nil // one login per key request
         if used { return refuse(command: "login after other commands (log in first)", status: .invalidCommand) }
         guard case .bytes(let body)? = parameters.first, body.readableBytes <= 4096 else {
             _ = respond(error: .authFailed)

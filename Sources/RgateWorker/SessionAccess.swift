@@ -52,8 +52,11 @@ struct SessionAccess {
     func evaluate(_ engine: REngine, code: UnsafeRawBufferPointer, options: EvaluationOptions) -> (Evaluation, RObject?) {
         guard let caller else { return engine.evaluateKeepingValue(utf8: code, options: options) }
         let request: CallerRequest
+        guard let text = String(validating: code, as: UTF8.self) else {
+            return refuse(engine, "rgate: role \(caller.role.name): the request is not valid UTF-8")
+        }
         do {
-            request = try CallerRequest(parsing: String(decoding: code, as: UTF8.self))
+            request = try CallerRequest(parsing: text)
         } catch {
             return refuse(engine, "rgate: role \(caller.role.name) may only call \(allowedList(caller)) with constants or variables as arguments; refused: \(error.message)")
         }
@@ -172,13 +175,22 @@ struct SessionAccess {
 }
 
 extension RValue {
-    /// Whether this is plain data all the way down, attributes included.
+    /// Whether this is plain data all the way down, attributes included, with only inert
+    /// attributes and classes (S3 dispatch on a class reaches that class's methods: `lm`,
+    /// `bibentry`... would evaluate strings as code).
     var isPlainData: Bool {
         switch payload {
         case .null, .logical, .integer, .double, .complex, .character, .raw: break
         case .list(let items): guard items.allSatisfy(\.isPlainData) else { return false }
         default: return false
         }
-        return attributes.allSatisfy { $0.value.isPlainData }
+        return attributes.allSatisfy { attribute in
+            guard attribute.value.isPlainData else { return false }
+            if attribute.name == "class" {
+                guard case .character(let classes) = attribute.value.payload else { return false }
+                return classes.allSatisfy { name in name.map(REngine.isInertClass) ?? false }
+            }
+            return REngine.isInertAttribute(attribute.name)
+        }
     }
 }

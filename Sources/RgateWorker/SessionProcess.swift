@@ -45,6 +45,7 @@ struct SessionProcess {
             shutdown(client, Int32(SHUT_RDWR))
             close(client)
             if !assignment.sharedSession || reason == .quit {
+                sandbox.killStrays()
                 try? control.send(.ended(reason: reason))
                 engine.exitProcess(status: 0)
             }

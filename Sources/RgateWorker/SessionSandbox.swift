@@ -17,6 +17,8 @@ final class SessionSandbox {
     /// The current client's socket (its address family decides the detach socket's).
     var client: Int32 = -1
     private(set) var entered = false
+    /// Whether the process runs as its own per-session user.
+    private(set) var ownsUID = false
     /// TCP sockets made before leaving the host's network, for a later detach (a socket keeps
     /// the namespace it was made in), by address family.
     private var detachSockets: [Int32: Int32] = [:]
@@ -66,6 +68,9 @@ final class SessionSandbox {
             }
             setenv("HOME", directory, 1)
             setenv("USER", "rgate-\(uid)", 1)
+            ownsUID = true
+            // Processes a dead earlier session with this uid (same pid, reused) left behind.
+            killStrays()
         }
         if let bytes = role.memoryLimitBytes, bytes > 0 {
             _ = rgs_set_limit(rgs_rlimit_data(), bytes)
@@ -80,6 +85,12 @@ final class SessionSandbox {
             return false
         }
         return true
+    }
+
+    /// Kills every other process of this session's user: what its code started and left running
+    /// (`system("cmd &")`, `setsid`), so nothing outlives the session. Only with a uid of its own.
+    func killStrays() {
+        if ownsUID { kill(-1, SIGKILL) } // Linux: every process this user may signal, not itself
     }
 
     private static func family(of descriptor: Int32) -> Int32? {

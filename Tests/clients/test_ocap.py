@@ -179,3 +179,20 @@ def test_garbage_on_the_ocap_port_closes_only_that_connection(open_server, tmp_p
 c <- RS.connect(port = {port})
 same("still serving", RS.eval.qap(c, as.call(list(attr(c, "capabilities")$add, 1, 1))), 2)
 ''', tmp_path)
+
+
+def test_classed_arguments_are_refused(open_server, tmp_path):
+    """S3 dispatch follows a class: only inert classes (data.frame, factor, Date...) may reach a
+    capability; a class whose methods evaluate strings (lm, bibentry) is refused."""
+    _, port = open_server
+    _rsclient(f'''
+c <- RS.connect(port = {port}); caps <- attr(c, "capabilities")
+evil <- structure(list(terms = "~ file.create('/tmp/rgate-ocap-lm')"), class = "lm")
+r <- try(RS.eval.qap(c, as.call(list(caps[["stats::median"]], evil))), silent = TRUE)
+check("class lm refused", inherits(r, "try-error") && grepl("0x7f", r))
+bib <- structure(list(doi = '1"); file.create("/tmp/rgate-ocap-bib"); ("'), class = "bibentry")
+r <- try(RS.eval.qap(c, as.call(list(caps$add, bib, 1))), silent = TRUE)
+check("class bibentry refused", inherits(r, "try-error"))
+check("no markers", !file.exists("/tmp/rgate-ocap-lm") && !file.exists("/tmp/rgate-ocap-bib"))
+same("plain data still passes", RS.eval.qap(c, as.call(list(caps$score, c(1, 2)))), 6)
+''', tmp_path)

@@ -876,6 +876,24 @@ PROTOCOL_ESCAPES = {
         lambda m: _set("x", cs.sexp_call(cs.sexp_symbol("~"), _file_create(m),
                                          attributes=cs.sexp_tagged([(cs.sexp_strings("formula"), "class")]))),
         ["x", "score(x)"]),
+    # S3 dispatch on a class reaches that class's methods: predict.lm -> model.frame evaluates a
+    # formula string; format.bibentry -> Rd macros paste fields into code. Only inert classes pass.
+    "set-sexp-lm-class": (
+        ASSIGN_REFUSED,
+        lambda m: _set("x", cs.sexp(
+            cs.XT_VECTOR, cs.sexp_strings(f"~ file.create('{m}')"),
+            cs.sexp_tagged([(cs.sexp_strings("terms"), "names"), (cs.sexp_strings("lm"), "class")]))),
+        ["x", "stats::median(x)"]),
+    "set-sexp-bibentry-class": (
+        ASSIGN_REFUSED,
+        lambda m: _set("x", cs.sexp(
+            cs.XT_VECTOR, cs.sexp_strings(f'1"); file.create("{m}"); ("'),
+            cs.sexp_tagged([(cs.sexp_strings("doi"), "names"), (cs.sexp_strings("bibentry"), "class")]))),
+        ["x", "stats::median(x)"]),
+    "set-sexp-unknown-attribute": (
+        ASSIGN_REFUSED,
+        lambda m: _set("x", cs.sexp_doubles(1.0, attributes=cs.sexp_tagged([(cs.sexp_strings(str(m)), "srcref")]))),
+        ["x", "score(x)"]),
     "set-sexp-expression-vector": (ASSIGN_REFUSED, lambda m: _set("x", cs.sexp_expression(_file_create(m))), ["x", "score(x)"]),
     "set-sexp-closure": (
         ASSIGN_REFUSED, lambda m: _set("x", cs.sexp(cs.XT_CLOS, cs.sexp(cs.XT_LIST_TAG, b"") + _file_create(m))), ["x", "score(x)"]),
@@ -909,6 +927,20 @@ def test_caller_protocol_escape_is_refused(site, raw_login, case):
         assert cs.eval_on(sock, code) is not None, f"connection closed after {code!r}"
     assert_caller_serves(sock)
     assert not marker.exists(), f"{case}: the attempt ran (created {marker})"
+
+
+def test_caller_inert_classes_are_data(site, raw_login):
+    """Data frames, factors and dates keep their classes (their methods treat values as data)."""
+    sock = raw_login("sam")
+    frame = cs.sexp(
+        cs.XT_VECTOR, cs.sexp_doubles(1.0, 2.0, 3.0),
+        cs.sexp_tagged([
+            (cs.sexp_strings("v"), "names"), (cs.sexp_strings("data.frame"), "class"),
+            (cs.sexp_strings("a", "b", "c"), "row.names"),
+        ]))
+    resp = cs.command(sock, 0x020, cs.set_sexp_payload("df", frame))
+    assert resp is not None and resp.ok, (resp, refusal_text(sock, resp) if resp is not None and resp.error else "")
+    assert cs.eval_on(sock, "df").ok
 
 
 # ---------------------------------------------------------------------------------------

@@ -183,8 +183,15 @@ rg_sexp rg_new_env(void);
 /// active binding or a promise (never runs R code).
 rg_sexp rg_lookup_global(const char *name);
 /// 1 when `x` is plain data: NULL, atomic vectors and lists of them, attributes included
-/// (no functions, environments, language objects, symbols, S4 objects, external pointers).
+/// (no functions, environments, language objects, symbols, S4 objects, external pointers), with
+/// only inert attributes and classes (see rg_is_inert_attribute / rg_is_inert_class).
 int rg_is_plain_data(rg_sexp x);
+/// Whether an attribute (other than `class`) may be on a caller's data: names, dim, dimnames,
+/// row.names, levels, tzone, units, comment.
+int rg_is_inert_attribute(const char *name);
+/// Whether a class may be on a caller's data (S3 dispatch goes only to methods that treat values
+/// as data): data.frame, factor, ordered, Date, POSIXct, POSIXt, difftime, table, matrix, array.
+int rg_is_inert_class(const char *name);
 /// Like rg_eval, in `env` instead of the global environment.
 int rg_eval_in(rg_sexp expr, rg_sexp env, rg_sexp *value, int *visible);
 
