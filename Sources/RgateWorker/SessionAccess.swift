@@ -53,7 +53,7 @@ struct SessionAccess {
         guard let caller else { return engine.evaluateKeepingValue(utf8: code, options: options) }
         let request: CallerRequest
         guard let text = String(validating: code, as: UTF8.self) else {
-            return refuse(engine, "rgate: role \(caller.role.name): the request is not valid UTF-8")
+            return refuse(engine, "rgate: role \(caller.role.name) may only call \(allowedList(caller)); refused: the request is not valid UTF-8")
         }
         do {
             request = try CallerRequest(parsing: text)
