@@ -91,6 +91,11 @@ final class AuditLog: Sendable {
     }
 }
 
+/// Lower-case hexadecimal, two digits per byte.
+func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
 /// A JSON value in an audit line.
 enum JSONField {
     case string(String)

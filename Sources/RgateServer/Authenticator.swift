@@ -128,15 +128,13 @@ final class Authenticator: Sendable {
                 return true
             }
             if !admitted {
-                state.withLock { s in if var f = s.failures[host] { f.count = max(0, f.count - 1); s.failures[host] = f } }
+                takeBackAttempt(host)
                 audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "role session limit")
                 return AuthenticationOutcome(accepted: false, user: user, role: role, message: "all \(limit) sessions of role \(role) are in use; try again later")
             }
         }
         if let role {
-            state.withLock { s in
-                if var f = s.failures[host] { f.count = max(0, f.count - 1); s.failures[host] = f }
-            }
+            takeBackAttempt(host)
             audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "ok")
             return AuthenticationOutcome(accepted: true, user: user, role: role, message: "")
         }
@@ -150,6 +148,13 @@ final class Authenticator: Sendable {
         let baseMicros = Int(base.seconds) * 1_000_000 + Int(base.attoseconds / 1_000_000_000_000)
         usleep(UInt32(clamping: baseMicros << min(count - 1, 5)))
         return AuthenticationOutcome(accepted: false, user: user, role: "", message: "login failed")
+    }
+
+    /// Uncounts an attempt that did not fail (each one counts as a failure until it succeeds).
+    private func takeBackAttempt(_ host: String) {
+        state.withLock { s in
+            if var f = s.failures[host] { f.count = max(0, f.count - 1); s.failures[host] = f }
+        }
     }
 
     /// Forgets a session (its role's session count goes down).

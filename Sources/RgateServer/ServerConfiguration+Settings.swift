@@ -147,7 +147,7 @@ extension ServerConfiguration {
         if let file {
             let text: String
             if let fileText { text = fileText } else {
-                guard let read = readFile(file) else { throw ConfigurationError(origin: file, reason: "cannot read the file") }
+                guard let read = try? readTextFile(file) else { throw ConfigurationError(origin: file, reason: "cannot read the file") }
                 text = read
             }
             let document = try parseYAML(text, file: file)
@@ -328,19 +328,6 @@ extension ServerConfiguration {
         guard let value = Int(digits), value >= 0 else { return nil }
         return value * multiplier
     }
-}
-
-private func readFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 extension String {

@@ -177,10 +177,7 @@ final class SessionMonitor: Sendable {
             case .shutdownRequested:
                 // Authorised here, from what the supervisor knows of the session (its login or
                 // anonymous role): a session process runs client code and is not trusted.
-                let (client, identity) = state.withLock { s -> (Client?, Identity?) in
-                    let c = s.records[descriptor]?.clients.first
-                    return (c, c.flatMap { s.identities[$0.sessionID] })
-                }
+                let (client, identity) = clientAndIdentity(descriptor)
                 guard let client, mayShutDown(identity?.role ?? client.role, identity != nil) else {
                     logger.warning("refused a shutdown request from a session whose role may not shut down",
                                    metadata: ["session.id": "\(client?.sessionID ?? 0)"])
@@ -294,12 +291,9 @@ extension SessionMonitor {
 
     private func recordRequest(_ record: RequestRecord, descriptor: Int32) {
         guard let audit else { return }
-        let (client, identity) = state.withLock { s -> (Client?, Identity?) in
-            let client = s.records[descriptor]?.clients.first
-            return (client, client.flatMap { s.identities[$0.sessionID] })
-        }
+        let (client, identity) = clientAndIdentity(descriptor)
         guard let client else { return }
-        let hash = record.codeSHA256.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let hash = hexString(record.codeSHA256)
         audit.write(
             event: "request", session: client.sessionID, peer: client.peer, user: identity?.user,
             role: identity?.role ?? client.role, protocol: "\(client.wireProtocol)",
@@ -310,6 +304,14 @@ extension SessionMonitor {
                 ("limit", record.limit.isEmpty ? nil : .string(record.limit)),
             ],
             outcome: record.outcome)
+    }
+
+    /// The client a session process serves and, once it logged in, who it is.
+    private func clientAndIdentity(_ descriptor: Int32) -> (Client?, Identity?) {
+        state.withLock { s in
+            let client = s.records[descriptor]?.clients.first
+            return (client, client.flatMap { s.identities[$0.sessionID] })
+        }
     }
 
     /// A client's session is over: forget it and write its audit line.

@@ -90,7 +90,7 @@ final class WorkerPool: Sendable {
         // Roles (no secrets: passwords and the RSA private key stay in the supervisor).
         overrides["RGATE_POLICY"] = configuration.policy.encoded()
         if let der = rsaPublicKeyDER {
-            overrides["RGATE_RSA_PUBLIC_KEY"] = der.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            overrides["RGATE_RSA_PUBLIC_KEY"] = hexString(der)
         }
         overrides["RGATE_SESSION_UIDS"] = configuration.sessionUIDs ? "on" : "off"
         // Transparent huge pages for R's heap in the zygote: every fork copies (and every exit

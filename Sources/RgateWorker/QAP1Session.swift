@@ -372,17 +372,18 @@ final class QAP1Session {
             WorkerLog.info("session \(assignment.sessionID): OCAP has no capabilities to offer (the anonymous role is not a caller, and there are no users)")
             return false
         }
-        return respondCapabilities(names, command: .ocInit)
+        return respondCapabilities(names, command: .ocInit, login: names == ["login"] && access.role?.base != .caller)
     }
 
     /// Registers fresh tokens for `names` and answers with them (as Rserve's OCinit or a result).
-    private func respondCapabilities(_ names: [String], command: QAP1Command) -> Bool {
+    /// - Parameter login: the one name is the login capability, not a function.
+    private func respondCapabilities(_ names: [String], command: QAP1Command, login: Bool = false) -> Bool {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.".utf8)
         var rng = SystemRandomNumberGenerator()
         var refs: [RValue] = []
         for name in names {
             let token = String(decoding: (0..<28).map { _ in alphabet.randomElement(using: &rng)! }, as: UTF8.self)
-            capabilities[token] = name == "login" && command == .ocInit && access.role?.base != .caller ? "" : name
+            capabilities[token] = login ? "" : name
             refs.append(RValue(.character([token]), attributes: [RAttribute(name: "class", value: .character(["OCref"]))]))
         }
         var payload = ByteBuffer()
