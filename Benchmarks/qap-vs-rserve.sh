@@ -4,7 +4,7 @@
 # load generator (Benchmarks/qapload/qapload.c) with the same command per workload.
 #
 # Usage (from anywhere in the repo):
-#   swift build -c release --product rgate
+#   scripts/build-release.sh        # release, Swift runtime linked statically (what serve.sh runs)
 #   Benchmarks/qap-vs-rserve.sh
 #   RGATE_BIN=.build-qapbench/release/rgate Benchmarks/qap-vs-rserve.sh
 #
@@ -76,7 +76,7 @@ if [ -z "${RGATE_BIN:-}" ]; then
   done
 fi
 [ -n "${RGATE_BIN:-}" ] && [ -x "$RGATE_BIN" ] || {
-  log "no rgate binary: build one (swift build -c release --product rgate) or set RGATE_BIN"; exit 2; }
+  log "no rgate binary: build one (scripts/build-release.sh) or set RGATE_BIN"; exit 2; }
 RGATE_BIN=$(cd "$(dirname "$RGATE_BIN")" && pwd)/$(basename "$RGATE_BIN")
 RSERVE_BIN=${RSERVE_BIN:-$(Rscript -e 'cat(system.file("libs","Rserve",package="Rserve"))' 2>/dev/null || true)}
 [ -n "$RSERVE_BIN" ] && [ -x "$RSERVE_BIN" ] || { log "Rserve not found (apt install r-cran-rserve, or set RSERVE_BIN)"; exit 2; }

@@ -12,13 +12,14 @@
 # scripts/python-env.sh on first use, from PyPI), and the seed at ../shared/seed.
 #
 # Steps:
-#   1. build  rgate (swift build -c release --product rgate, in $RGATE_SCRATCH, default the
-#             root .build) unless RGATE_BIN is set; the baselines package
+#   1. build  rgate (scripts/build-release.sh: release, Swift runtime linked statically, in
+#             $RGATE_SCRATCH, default the root .build) unless RGATE_BIN is set; the baselines package
 #             (Benchmarks/Baselines, its own .build); rtt, qapload and textload (cc)
 #   2. floor  baselines: the engine's cost per call in-process, no network
 #             (Benchmarks/Baselines/Sources/baselines/main.swift); rtt: loopback TCP
 #             round trip and connect+round trip, unpinned and with both ends on one CPU
-#             (Benchmarks/rtt/rtt.c)
+#             (Benchmarks/rtt/rtt.c); fork: what the kernel charges a process per
+#             session, by mappings and heap layout (Benchmarks/forkfloor/forkfloor.c)
 #   3. Benchmarks/qap-vs-rserve.sh   rgate vs Rserve: P1-P5, M1, sizes and connections
 #   4. Benchmarks/text-vs-seed.sh    rgate vs the seed server: P6 (fresh:1), fresh:8, keep:1
 #   5. summary on stdout and in Benchmarks/results/summary.md (with every phase's output
@@ -27,8 +28,8 @@
 # Environment (all optional):
 #   RGATE_BIN       an rgate binary to benchmark (skips building rgate)
 #   RGATE_SCRATCH   SwiftPM scratch path for building rgate (default: <repo>/.build)
-#   BENCH_STEPS     which steps run, space-separated from: baselines rtt qap text
-#                   (default: all four)
+#   BENCH_STEPS     which steps run, space-separated from: baselines rtt fork qap text
+#                   (default: all five)
 #   BASELINE_ITERATIONS  calls per baseline (default 20000; conversion: 200)
 #   Everything else is passed to the two comparison scripts unchanged: BENCH_SECONDS,
 #   BENCH_ROUNDS, BENCH_ONLY, BENCH_EXTRA, RGATE_WORKERS, RGATE_ARGS, RGATE_VARIANTS,
@@ -44,13 +45,13 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/.." && pwd))
 results=$root/Benchmarks/results
-read -r -a steps <<<"${BENCH_STEPS:-baselines rtt qap text}"
+read -r -a steps <<<"${BENCH_STEPS:-baselines rtt fork qap text}"
 iterations=${BASELINE_ITERATIONS:-20000}
 
 log() { printf 'run-all: %s\n' "$*" >&2; }
 want() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 for s in "${steps[@]}"; do
-  case $s in baselines | rtt | qap | text) ;; *) log "unknown BENCH_STEPS entry: $s"; exit 2 ;; esac
+  case $s in baselines | rtt | fork | qap | text) ;; *) log "unknown BENCH_STEPS entry: $s"; exit 2 ;; esac
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/run-all.XXXXXX")
@@ -101,6 +102,7 @@ run_step() { # name out errlog command...
 # ---- 1. build ----
 command -v cc >/dev/null || { log "no C compiler (cc)"; exit 2; }
 cc -O2 -pthread -o "$work/rtt" "$here/rtt/rtt.c"
+cc -O2 -o "$work/forkfloor" "$here/forkfloor/forkfloor.c"
 # The comparison scripts compile their load generators themselves; compile them here too so a
 # broken one stops the run before minutes of measuring.
 cc -O2 -o "$work/qapload" "$here/qapload/qapload.c" -lpthread
@@ -111,11 +113,11 @@ if want qap || want text; then
     [ -x "$RGATE_BIN" ] || { log "RGATE_BIN=$RGATE_BIN is not an executable"; exit 2; }
   else
     scratch=${RGATE_SCRATCH:-$root/.build}
-    log "building rgate (swift build -c release --product rgate --scratch-path $scratch)"
+    log "building rgate (scripts/build-release.sh --scratch-path $scratch)"
     t0=$SECONDS
-    (cd "$root" && swift build -c release --product rgate --scratch-path "$scratch") >"$work/build-rgate.log" 2>&1 ||
+    "$root/scripts/build-release.sh" --scratch-path "$scratch" >"$work/build-rgate.out" 2>"$work/build-rgate.log" ||
       { tail -n 30 "$work/build-rgate.log" >&2; log "building rgate failed"; exit 1; }
-    RGATE_BIN=$(cd "$root" && swift build -c release --scratch-path "$scratch" --show-bin-path)/rgate
+    RGATE_BIN=$(tail -n 1 "$work/build-rgate.out")
     log "rgate built in $((SECONDS - t0)) s: $RGATE_BIN"
   fi
   RGATE_BIN=$(cd "$(dirname "$RGATE_BIN")" && pwd)/$(basename "$RGATE_BIN")
@@ -141,6 +143,10 @@ if want rtt; then
   { run_step rtt "$work/rtt.out" "$results/rtt.log" "$work/rtt" &&
     run_step rtt-pinned "$work/rtt-pinned.out" "$results/rtt-pinned.log" "$work/rtt" --pin 0 &&
     cat "$work/rtt.out" "$work/rtt-pinned.out" >>"$results/baselines.jsonl"; } || true
+fi
+rm -f "$results/forkfloor.txt"
+if want fork; then
+  run_step forkfloor "$results/forkfloor.txt" "$results/forkfloor.log" "$work/forkfloor" || true
 fi
 
 # ---- 3, 4. side by side ----
@@ -189,6 +195,17 @@ if "loopback_rtt_pinned" in by:
     print(f"- with client and server on one CPU the round trip is {by['loopback_rtt_pinned']['median_us']:,.1f} µs instead of "
           f"{by['loopback_rtt']['median_us']:,.1f} µs: the difference is the cost of waking a thread on another CPU")
 PY
+  fi
+  if [ -s "$results/forkfloor.txt" ]; then
+    echo
+    echo "## Floor: the kernel's cost of a process per session (Benchmarks/forkfloor)"
+    echo
+    echo "Fork a process shaped like a zygote, let the child write pages spread over its heap, exit, reap;"
+    echo "no R, no network. rgate and Rserve both pay this for every fresh session."
+    echo
+    echo '```'
+    grep -v '^{' "$results/forkfloor.txt"
+    echo '```'
   fi
   if want qap && [ -s "$results/qap-vs-rserve.md" ]; then
     echo

@@ -16,6 +16,15 @@ group, then:
  2. opens `--samples` connections one at a time (with pauses, so the pool is full) and
     sends three requests on each, reading the serving session's minor-fault count from /proc
     between them: what the first request in a new process costs beyond a warm one.
+With --perf (needs perf, Debian's linux-perf, and root or perf_event_paranoid <= 1) it also
+ 3. counts the zygote's memory mappings (each one is copied by every fork and torn down by
+    every exit: see Benchmarks/forkfloor),
+ 4. samples every CPU with call graphs during a fresh-mode run and splits the session
+    processes' CPU by kernel path (exit teardown, copy-on-write, file-page faults, system
+    calls, user code),
+ 5. records every user page fault of the session processes during --fault-requests fresh
+    sessions and counts them per session by what they hit (R's heap written, library code
+    run, the stack, ...): the pages a session copies from the zygote.
 Needs Linux /proc, cc (to build textload) and python3. Ends the server it started.
 """
 import argparse
@@ -148,12 +157,96 @@ def first_vs_later(zygote, port, samples):
     return rows
 
 
+def perf_available():
+    try:
+        return subprocess.run(["perf", "stat", "-e", "task-clock", "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def mappings(pid):
+    """[(start, end, perms, name)] of pid's memory mappings."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            p = line.split()
+            a, b = (int(x, 16) for x in p[0].split("-"))
+            out.append((a, b, p[1], p[5] if len(p) > 5 else ""))
+    return sorted(out)
+
+
+# Kernel paths a session process spends CPU in, matched against its call chains in this order.
+PATHS = [
+    ("exit: unmapping memory", ("exit_mmap",)),
+    ("exit: rest", ("do_exit", "do_group_exit")),
+    ("copy-on-write faults", ("do_wp_page", "do_huge_pmd_wp_page", "__split_huge_pmd", "wp_page_copy")),
+    ("faults on library code/data", ("filemap_map_pages", "do_read_fault", "do_fault")),
+    ("other page faults", ("exc_page_fault", "asm_exc_page_fault")),
+    ("system calls", ("do_syscall_64",)),
+]
+
+
+def cpu_paths(textload, port, seconds, tmp):
+    data = os.path.join(tmp, "cpu.data")
+    rec = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-a", "-o", data, "--", "sleep", str(seconds + 1)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    subprocess.run([textload, "--port", str(port), "--mode", "fresh", "--duration", str(seconds)], capture_output=True)
+    rec.wait()
+    script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True, text=True).stdout
+    by_comm, paths, total = {}, {}, 0
+    for sample in script.split("\n\n"):
+        lines = [l.strip() for l in sample.strip().splitlines()]
+        if not lines:
+            continue
+        comm = lines[0].split()[0]
+        total += 1
+        by_comm[comm] = by_comm.get(comm, 0) + 1
+        if comm != "rgate-session":
+            continue
+        frames = {l.split()[-1] for l in lines[1:] if l}
+        name = next((n for n, keys in PATHS if frames.intersection(keys)), "user code")
+        paths[name] = paths.get(name, 0) + 1
+    return total, by_comm, paths
+
+
+def fault_sources(textload, port, zygote, requests, tmp):
+    maps = mappings(zygote)
+    starts = [m[0] for m in maps]
+    data = os.path.join(tmp, "faults.data")
+    subprocess.run(["perf", "record", "-e", "exceptions:page_fault_user", "-a", "-o", data, "--", textload,
+                    "--port", str(port), "--mode", "fresh", "--requests", str(requests)], capture_output=True)
+    script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,trace"], capture_output=True, text=True).stdout
+    import bisect
+    import re
+    counts, pids = {}, set()
+    for line in script.splitlines():
+        m = re.search(r"(\d+)\s+address=0x([0-9a-f]+) ip=0x[0-9a-f]+ error_code=0x([0-9a-f]+)", line)
+        if not m or "rgate-" not in line:
+            continue
+        pid, address, code = int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16)
+        if pid == zygote:
+            continue
+        pids.add(pid)
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and address < maps[i][1]:
+            name = maps[i][3] or "anonymous"
+            name = name if name.startswith("[") or name == "anonymous" else os.path.basename(name)
+        else:
+            name = "new memory"
+        kind = "run" if code & 0x10 else ("written" if code & 2 else "read")
+        counts[(name, kind)] = counts.get((name, kind), 0) + 1
+    return len(pids), counts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--connections", default="1,8")
     ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--perf", action="store_true", help="also profile with perf (mappings, kernel paths, page faults)")
+    ap.add_argument("--fault-requests", type=int, default=300)
     ap.add_argument("extra", nargs="*", help="extra `rgate serve` arguments (after --)")
     args = ap.parse_args()
 
@@ -191,6 +284,25 @@ def main():
                       f" minor faults in the session: {med(0):.0f}")
                 print(f"  2nd request, same connection  : p50 {med(3):6.0f} us, min {min(r[3] for r in rows):6.0f} us,"
                       f" minor faults in the session: {med(1):.0f}")
+            if args.perf:
+                if not perf_available():
+                    print("\n--perf: perf is not usable here (install linux-perf; needs root or perf_event_paranoid <= 1)")
+                else:
+                    maps = mappings(zygote)
+                    print(f"\nthe zygote has {len(maps)} memory mappings; every fork copies and every exit tears down each")
+                    total, by_comm, paths = cpu_paths(textload, port, args.seconds, tmp)
+                    print(f"CPU samples on all CPUs during a {args.seconds:g} s fresh-mode run, by process:")
+                    for comm, n in sorted(by_comm.items(), key=lambda kv: -kv[1])[:6]:
+                        print(f"  {comm:<16} {n / total * 100:5.1f}%")
+                    spent = sum(paths.values()) or 1
+                    print("session processes' CPU by path:")
+                    for name, n in sorted(paths.items(), key=lambda kv: -kv[1]):
+                        print(f"  {name:<30} {n / spent * 100:5.1f}%")
+                    sessions, counts = fault_sources(textload, port, zygote, args.fault_requests, tmp)
+                    if sessions:
+                        print(f"user page faults per session ({sessions} fresh sessions), by what they hit:")
+                        for (name, kind), n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
+                            print(f"  {n / sessions:7.1f}  {name} {kind}")
         finally:
             stop(proc)
 

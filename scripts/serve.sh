@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product rgate 2>&1 | { grep -Ev '^warning: prohibited flag' || true; } >&2
-exec .build/release/rgate serve "$@"
+binary=$(scripts/build-release.sh | tail -n 1)
+exec "$binary" serve "$@"
