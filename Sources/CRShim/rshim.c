@@ -875,22 +875,79 @@ rg_sexp rg_formals(rg_sexp x) { return FORMALS((SEXP)x); }
 rg_sexp rg_closure_body(rg_sexp x) { return R_ClosureExpr((SEXP)x); }
 
 typedef struct arena_block { struct arena_block *next; char data[]; } arena_block;
-typedef struct { SEXP x; const char **pointers; int *lengths; arena_block *arena; int failed; } table_args;
+typedef struct { SEXP x; const char **pointers; int *lengths; arena_block *arena; int failed; int64_t sizes[3]; } table_args;
+
+// A CHARSXP's encoding flags, length and bytes read straight from its header, the way R's own
+// macros do (Defn.h, R >= 3.5: 64 bits of sxpinfo with `gp` at bits 8-23, then attrib and two
+// GC links, then the vector's length at byte 32 and its data at byte 48). Not part of R's API,
+// so checked against the API (CHAR, LENGTH, getCharCE) on real strings before first use; when
+// the check fails, the API path is used. Encoding bits as in Defn.h.
+#define RG_BYTES_MASK (1 << 1)
+#define RG_LATIN1_MASK (1 << 2)
+#define RG_UTF8_MASK (1 << 3)
+#define RG_ASCII_MASK (1 << 6)
+static unsigned charsxp_flags(SEXP s) { uint64_t w; memcpy(&w, (const void *)s, sizeof w); return (unsigned)(w >> 8) & 0xFFFFu; }
+static R_xlen_t charsxp_length(SEXP s) { R_xlen_t n; memcpy(&n, (const char *)s + 32, sizeof n); return n; }
+static const char *charsxp_bytes(SEXP s) { return (const char *)s + 48; }
+
+static int layout_state = -1; // -1 unchecked, 0 API only, 1 direct reads agree with the API
+
+static int layout_matches(SEXP s, cetype_t expected, int ascii) {
+    unsigned f = charsxp_flags(s);
+    if (charsxp_bytes(s) != CHAR(s) || charsxp_length(s) != LENGTH(s)) return 0;
+    if (getCharCE(s) != expected) return 0;
+    if (((f & RG_UTF8_MASK) != 0) != (expected == CE_UTF8)) return 0;
+    if (((f & RG_LATIN1_MASK) != 0) != (expected == CE_LATIN1)) return 0;
+    if (((f & RG_BYTES_MASK) != 0) != (expected == CE_BYTES)) return 0;
+    return ((f & RG_ASCII_MASK) != 0) == ascii;
+}
+
+static void check_layout(void *unused) {
+    (void)unused;
+    layout_state = 0;
+    SEXP ascii = PROTECT(mkCharLenCE("plain ascii", 11, CE_UTF8));
+    SEXP utf8 = PROTECT(mkCharLenCE("caf\xc3\xa9 \xe2\x82\xac", 9, CE_UTF8));
+    SEXP latin1 = PROTECT(mkCharLenCE("caf\xe9", 4, CE_LATIN1));
+    SEXP bytes = PROTECT(mkCharLenCE("\xff\xfe raw", 6, CE_BYTES));
+    SEXP empty = PROTECT(mkCharLenCE("", 0, CE_NATIVE));
+    if (layout_matches(ascii, CE_NATIVE, 1) && layout_matches(utf8, CE_UTF8, 0) && layout_matches(latin1, CE_LATIN1, 0)
+        && layout_matches(bytes, CE_BYTES, 0) && layout_matches(empty, CE_NATIVE, 1))
+        layout_state = 1;
+    UNPROTECT(5);
+}
+
+int rg_string_layout_checked(void) {
+    if (layout_state < 0 && !R_ToplevelExec(check_layout, NULL)) layout_state = 0;
+    return layout_state;
+}
 
 static void do_string_table(void *data) {
     table_args *a = data;
     R_xlen_t n = XLENGTH(a->x);
+    const SEXP *elements = STRING_PTR_RO(a->x); // materialises an ALTREP vector once
+    int direct = rg_string_layout_checked() == 1;
+    int native_is_utf8 = utf8locale_checked();
     for (R_xlen_t i = 0; i < n; i++) {
-        SEXP s = STRING_ELT(a->x, i);
+        SEXP s = elements[i];
         if (s == NA_STRING) { a->pointers[i] = NULL; a->lengths[i] = -1; continue; }
-        cetype_t ce = getCharCE(s);
-        if (ce == CE_UTF8 || (ce == CE_NATIVE && utf8locale_checked()) || IS_ASCII_STRING(s)) {
-            a->pointers[i] = CHAR(s);
-            a->lengths[i] = LENGTH(s);
-            continue;
+        if (direct) {
+            unsigned f = charsxp_flags(s);
+            if ((f & (RG_UTF8_MASK | RG_ASCII_MASK)) || (native_is_utf8 && !(f & (RG_LATIN1_MASK | RG_BYTES_MASK)))) {
+                a->pointers[i] = charsxp_bytes(s);
+                a->lengths[i] = (int)charsxp_length(s);
+                continue;
+            }
+        } else {
+            cetype_t ce = getCharCE(s);
+            if (ce == CE_UTF8 || (ce == CE_NATIVE && native_is_utf8) || IS_ASCII_STRING(s)) {
+                a->pointers[i] = CHAR(s);
+                a->lengths[i] = LENGTH(s);
+                continue;
+            }
         }
+        if (IS_ASCII_STRING(s)) { a->pointers[i] = CHAR(s); a->lengths[i] = LENGTH(s); continue; }
         const void *vmax = vmaxget();
-        const char *utf8 = ce == CE_BYTES ? NULL : translateCharUTF8(s);
+        const char *utf8 = getCharCE(s) == CE_BYTES ? NULL : translateCharUTF8(s);
         int len;
         const char *src;
         if (utf8) { src = utf8; len = (int)strlen(utf8); }
@@ -905,12 +962,22 @@ static void do_string_table(void *data) {
         a->pointers[i] = b->data;
         a->lengths[i] = len;
     }
+    // Sizes, while the strings are still in cache: bytes in all, NAs, strings starting with 0xFF.
+    int64_t bytes = 0, missing = 0, leading_ff = 0;
+    for (R_xlen_t i = 0; i < n; i++) {
+        int len = a->lengths[i];
+        if (len < 0) { missing++; continue; }
+        bytes += len;
+        if (len > 0 && (unsigned char)a->pointers[i][0] == 0xFF) leading_ff++;
+    }
+    a->sizes[0] = bytes; a->sizes[1] = missing; a->sizes[2] = leading_ff;
 }
 
-int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena) {
-    table_args a = { (SEXP)x, pointers, lengths, NULL, 0 };
+int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena, int64_t sizes[3]) {
+    table_args a = { (SEXP)x, pointers, lengths, NULL, 0, { 0, 0, 0 } };
     int ok = R_ToplevelExec(do_string_table, &a);
     *arena = a.arena;
+    memcpy(sizes, a.sizes, sizeof a.sizes);
     return ok && !a.failed ? 0 : -1;
 }
 

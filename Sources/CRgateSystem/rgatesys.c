@@ -165,6 +165,35 @@ void rgs_ignore_sigxfsz(void) { signal(SIGXFSZ, SIG_IGN); }
 
 void rgs_malloc_trim(void) { malloc_trim(0); }
 
+size_t rgs_malloc_set_aside_free_chunks(size_t *chunks) {
+    // The top chunk (the heap's unused end) starts keepcost bytes below the break; every chunk
+    // malloc hands out below it was on a free list. Take them all, largest requests first (a
+    // large request takes a large chunk whole or splits it, touching only its header), and
+    // never free them: later allocations then come from the top chunk, in fresh pages.
+    char *end = sbrk(0);
+    char *top = end - mallinfo2().keepcost;
+    size_t bytes = 0, count = 0;
+    const size_t max_chunks = 1 << 18, max_bytes = (size_t)256 << 20;
+    for (size_t size = 1 << 16; size >= 16 && count < max_chunks && bytes < max_bytes; size = size > 1024 ? size / 2 : size - 16) {
+        while (count < max_chunks && bytes < max_bytes) {
+            char *p = malloc(size);
+            if (!p) break;
+            if (p >= top - 64 || (char *)sbrk(0) != end) {
+                // From the top chunk (which may have grown for it): no free chunk of this size is
+                // left. Give it back and look at the top chunk again.
+                free(p);
+                end = sbrk(0);
+                top = end - mallinfo2().keepcost;
+                break;
+            }
+            bytes += malloc_usable_size(p);
+            count++;
+        }
+    }
+    if (chunks) *chunks = count;
+    return bytes;
+}
+
 static _Atomic uint64_t watchdog_deadline = 0; // CLOCK_MONOTONIC ns; 0 = disarmed
 static unsigned watchdog_period_ms = 50;
 

@@ -41,6 +41,7 @@ public final class REngine {
             rg_start(Int32(argv.count), argv.baseAddress, &message, message.count)
         }
         guard rc == 0 else { throw EngineError(decodeCString(message)) }
+        _ = rg_string_layout_checked() // once here, so forked sessions inherit the answer
         let engine = REngine()
         rg_set_console({ text, length, isStderr, context in
             guard let text, let context else { return }
@@ -50,6 +51,10 @@ public final class REngine {
         rg_set_quit_handler({ status, _ in QuitHook.handler?(status) }, nil)
         return engine
     }
+
+    /// Whether string vectors are read straight from R's CHARSXP headers (R's layout matched the
+    /// accessor functions at start-up) rather than through one accessor call per field.
+    static var readsStringHeadersDirectly: Bool { rg_string_layout_checked() == 1 }
 
     /// Interrupts evaluations when the peer of `descriptor` closes its connection (nil: stop
     /// watching). Lets a server stop work nobody will read.

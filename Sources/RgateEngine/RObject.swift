@@ -14,13 +14,15 @@ public final class RObject {
     var stringTables: [UnsafeMutableRawPointer: StringTable] = [:]
 
     final class StringTable {
-        var pointers: [UnsafePointer<UInt8>?]
+        var pointers: [UnsafePointer<CChar>?]
         var lengths: [Int32]
         var arena: UnsafeMutableRawPointer?
-        init(pointers: [UnsafePointer<UInt8>?], lengths: [Int32], arena: UnsafeMutableRawPointer?) {
+        var sizes: RStringSizes
+        init(pointers: [UnsafePointer<CChar>?], lengths: [Int32], arena: UnsafeMutableRawPointer?, sizes: RStringSizes) {
             self.pointers = pointers
             self.lengths = lengths
             self.arena = arena
+            self.sizes = sizes
         }
         deinit { rg_string_table_free(arena) }
     }

@@ -134,28 +134,43 @@ public struct RObjectView {
     /// Every string at once, as (pointer, length) pairs (pointer nil for NA), valid only inside
     /// `body`: one call into R for the whole vector instead of one per element.
     public func withStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
-        let key = UnsafeMutableRawPointer(sexp)
-        let table: RObject.StringTable
-        if let cached = owner.stringTables[key] {
-            table = cached
-        } else {
-            let n = Int(rg_length(sexp))
-            var pointers = [UnsafePointer<CChar>?](repeating: nil, count: n)
-            var lengths = [Int32](repeating: 0, count: n)
-            var arena: UnsafeMutableRawPointer?
-            let rc = pointers.withUnsafeMutableBufferPointer { p in
-                lengths.withUnsafeMutableBufferPointer { l in rg_string_table(sexp, p.baseAddress, l.baseAddress, &arena) }
-            }
-            guard rc == 0 else {
-                rg_string_table_free(arena)
-                throw EngineError("R could not provide the strings of a vector of \(n) elements")
-            }
-            table = RObject.StringTable(pointers: pointers.map { $0.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) } }, lengths: lengths, arena: arena)
-            owner.stringTables[key] = table
-        }
+        let table = try stringTable()
         return try table.pointers.withUnsafeBufferPointer { p in
-            try table.lengths.withUnsafeBufferPointer { l in try body(p, l) }
+            // UnsafePointer<CChar>? and UnsafePointer<UInt8>? have the same layout.
+            try p.withMemoryRebound(to: UnsafePointer<UInt8>?.self) { bytes in
+                try table.lengths.withUnsafeBufferPointer { l in try body(bytes, l) }
+            }
         }
+    }
+
+    /// The sizes of a character vector's strings as UTF-8 (from the same table as
+    /// ``withStrings(_:)``, computed while it is built).
+    public func stringSizes() throws -> RStringSizes { try stringTable().sizes }
+
+    private func stringTable() throws -> RObject.StringTable {
+        let key = UnsafeMutableRawPointer(sexp)
+        if let cached = owner.stringTables[key] { return cached }
+        let n = Int(rg_length(sexp))
+        var pointers = [UnsafePointer<CChar>?](repeating: nil, count: n)
+        var lengths = [Int32](repeating: 0, count: n)
+        var arena: UnsafeMutableRawPointer?
+        var sizes: (Int64, Int64, Int64) = (0, 0, 0)
+        let rc = pointers.withUnsafeMutableBufferPointer { p in
+            lengths.withUnsafeMutableBufferPointer { l in
+                withUnsafeMutableBytes(of: &sizes) { s in
+                    rg_string_table(sexp, p.baseAddress, l.baseAddress, &arena, s.baseAddress!.assumingMemoryBound(to: Int64.self))
+                }
+            }
+        }
+        guard rc == 0 else {
+            rg_string_table_free(arena)
+            throw EngineError("R could not provide the strings of a vector of \(n) elements")
+        }
+        let table = RObject.StringTable(
+            pointers: pointers, lengths: lengths, arena: arena,
+            sizes: RStringSizes(bytes: Int(sizes.0), missing: Int(sizes.1), startingWith0xFF: Int(sizes.2)))
+        owner.stringTables[key] = table
+        return table
     }
 
     /// String `i` as UTF-8 (nil for NA), valid only inside `body`.

@@ -42,10 +42,27 @@ public protocol QAP1SEXPSource {
     /// The default calls ``withQAPString(_:_:)`` per element; sources with a cheaper bulk
     /// access override it.
     func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T
+    /// The strings' UTF-8 bytes in all, how many are NA, and how many start with byte 0xFF
+    /// (which QAP1 doubles). The default walks ``withQAPStrings(_:)``; sources that know the
+    /// sizes already override it.
+    func qapStringSizes() throws -> (bytes: Int, missing: Int, startingWith0xFF: Int)
 }
 
 extension QAP1SEXPSource {
     public var qapStableData: UnsafeRawBufferPointer? { nil }
+
+    public func qapStringSizes() throws -> (bytes: Int, missing: Int, startingWith0xFF: Int) {
+        try withQAPStrings { pointers, lengths in
+            var sizes = (bytes: 0, missing: 0, startingWith0xFF: 0)
+            for i in 0..<pointers.count {
+                guard let p = pointers[i] else { sizes.missing += 1; continue }
+                let length = Int(lengths[i])
+                sizes.bytes += length
+                if length > 0 && p[0] == 0xFF { sizes.startingWith0xFF += 1 }
+            }
+            return sizes
+        }
+    }
 
     public func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
         // Copy every string into one buffer, then point into it.
@@ -141,6 +158,13 @@ extension QAP1SEXP {
         (0..<s.qapCount).contains { !(s.qapTag($0) ?? "").isEmpty }
     }
 
+    /// A character vector's encoded length before padding: each string and a NUL, NA as FF 00,
+    /// a leading 0xFF doubled.
+    private static func stringBytes<S: QAP1SEXPSource>(_ s: S) throws -> Int {
+        let sizes = try s.qapStringSizes()
+        return sizes.bytes + (s.qapCount - sizes.missing) + 2 * sizes.missing + sizes.startingWith0xFF
+    }
+
     private static func contentSize<S: QAP1SEXPSource>(_ s: S, depth: Int) throws -> Int {
         let attributes = s.qapAttributes()
         var n = 0
@@ -157,15 +181,7 @@ extension QAP1SEXP {
         case .double: n += 8 * count
         case .complex: n += 16 * count
         case .character:
-            let bytes = try s.withQAPStrings { pointers, lengths in
-                var total = 0
-                for i in 0..<pointers.count {
-                    guard let p = pointers[i] else { total += 2; continue }
-                    let length = Int(lengths[i])
-                    total += length + 1 + (length > 0 && p[0] == 0xFF ? 1 : 0)
-                }
-                return total
-            }
+            let bytes = try stringBytes(s)
             n += (bytes + 3) & ~3
         case .list, .expression:
             for i in 0..<count { n += try encodedSize(s.qapElement(i), depth: depth + 1) }
@@ -241,27 +257,31 @@ extension QAP1SEXP {
                 try s.withQAPDoubles { v in buffer.writeBytes(UnsafeRawBufferPointer(v)) }
             }
         case .character:
+            let total = try stringBytes(s)
             let bytes = try s.withQAPStrings { pointers, lengths -> Int in
                 // One pass over raw memory: each string, a NUL; NA as FF 00; a leading FF doubled.
-                var total = 0
-                for i in 0..<pointers.count {
-                    guard let p = pointers[i] else { total += 2; continue }
-                    let length = Int(lengths[i])
-                    total += length + 1 + (length > 0 && p[0] == 0xFF ? 1 : 0)
-                }
+                var fits = true
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
                     var o = 0
                     for i in 0..<pointers.count {
-                        guard let p = pointers[i] else { out[o] = 0xFF; out[o + 1] = 0; o += 2; continue }
-                        let length = Int(lengths[i])
-                        if length > 0 && p[0] == 0xFF { out[o] = 0xFF; o += 1 }
+                        guard let p = pointers[i] else {
+                            guard o + 2 <= total else { fits = false; return 0 } // the sizes disagreed
+                            out[o] = 0xFF; out[o + 1] = 0; o += 2
+                            continue
+                        }
+                        let length = max(Int(lengths[i]), 0)
+                        let doubled = length > 0 && p[0] == 0xFF
+                        guard o + length + (doubled ? 2 : 1) <= total else { fits = false; return 0 }
+                        if doubled { out[o] = 0xFF; o += 1 }
                         if length > 0 { (out.baseAddress! + o).copyMemory(from: p, byteCount: length) }
                         o += length
                         out[o] = 0
                         o += 1
                     }
+                    if o != total { fits = false; return 0 }
                     return o
                 }
+                guard fits else { throw QAP1Error(.invalidParameter, "a character vector's strings changed while it was encoded") }
                 return total
             }
             buffer.writeRepeatingByte(0x01, count: ((bytes + 3) & ~3) - bytes)

@@ -72,6 +72,25 @@ struct ClientConnection {
         }
     }
 
+    /// A connection to this process itself, for a zygote's warm-up: `requests` are already
+    /// waiting on it, and once they are read the next read times out (the peer stays open, so
+    /// evaluations are not cancelled as for a client that hung up). Replies go to `peer`'s buffer
+    /// (keep them small: a write waits at most 2 s). Close both when done.
+    static func warmUpPair(requests: ByteBuffer) -> (session: ClientConnection, peer: Int32)? {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { return nil }
+        let session = ClientConnection(descriptor: fds[0])
+        session.setIdleTimeout(milliseconds: 20)
+        var send = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fds[0], SOL_SOCKET, SO_SNDTIMEO, &send, socklen_t(MemoryLayout<timeval>.size))
+        guard ClientConnection(descriptor: fds[1]).writeAll(requests) else {
+            close(fds[0])
+            close(fds[1])
+            return nil
+        }
+        return (session, fds[1])
+    }
+
     /// Makes reads give up after `milliseconds` without data (0: wait forever).
     func setIdleTimeout(milliseconds: UInt32) {
         var tv = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)

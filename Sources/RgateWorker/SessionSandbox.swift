@@ -37,6 +37,15 @@ final class SessionSandbox {
         self.directory = directory
     }
 
+    /// A sandbox that counts as entered without confining anything, for the zygote's warm-up
+    /// conversation with itself (the zygote runs only its own fixed code, and must keep its
+    /// privileges to fork confinable sessions). Never used by a session process.
+    static func zygoteWarmUp(settings: WorkerSettings) -> SessionSandbox {
+        let sandbox = SessionSandbox(settings: settings, directory: "")
+        sandbox.entered = true
+        return sandbox
+    }
+
     /// Confines the process for `role` and starts its time-limit watchdog; false when that failed
     /// (the session must end).
     func enter(_ role: Role) -> Bool {

@@ -138,22 +138,18 @@ struct TextSession {
     /// session (decoding, encodings, replies; lazy symbol binding and type metadata) is set up
     /// once before forking rather than in every session.
     static func warmUp(engine: REngine, full: Bool = true) {
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { return }
-        defer { close(fds[0]) }
         var requests = ByteBuffer()
         let samples = [("UTF-8", "1+1"), ("latin1", "'caf\u{e9}'"), ("UTF-8;status", "stop('x')")]
         for (encoding, code) in full ? samples : Array(samples.prefix(1)) {
             TextRequest(encodingName: encoding, options: [], code: ByteBuffer(string: code)).encode(into: &requests)
         }
-        _ = requests.withUnsafeReadableBytes { send(fds[1], $0.baseAddress, $0.count, 0) }
-        shutdown(fds[1], Int32(SHUT_WR))
+        guard let (client, peer) = ClientConnection.warmUpPair(requests: requests) else { return }
+        defer { close(client.descriptor); close(peer) }
         let assignment = SessionAssignment(
             sessionID: 0, wireProtocol: .text, evalTimeoutMilliseconds: 60_000, killGraceMilliseconds: 1000,
             idleTimeoutMilliseconds: 10_000, maxRequestBytes: 1 << 20, maxOutputBytes: 1 << 20, sharedSession: false)
-        var session = TextSession(engine: engine, client: ClientConnection(descriptor: fds[0]), assignment: assignment, control: ControlSocket(descriptor: -1))
+        var session = TextSession(engine: engine, client: client, assignment: assignment, control: ControlSocket(descriptor: -1))
         _ = session.serve()
-        close(fds[1])
     }
 
     /// Answers a request the server cannot evaluate; returns whether the reply was written.

@@ -42,7 +42,7 @@ public enum Zygote {
         if let hex = getenv("RGATE_RSA_PUBLIC_KEY").map({ String(cString: $0) }) {
             settings.rsaPublicKeyDER = decodeHex(hex)
         }
-        warmUp(engine)
+        warmUp(engine, settings: settings)
         let startup = clock.now - start
         let threads = rgs_thread_count()
         guard threads == 1 else {
@@ -112,7 +112,7 @@ public enum Zygote {
     /// compiles it here instead of in every forked session (that costs ~40 ms per session). Once
     /// is enough (R compiles closures before their first use); more rounds only grow the heap
     /// every fork copies (3 rounds: 53 MB anonymous, 1 round: 43 MB; ~6% more sessions/s).
-    static func warmUp(_ engine: REngine) {
+    static func warmUp(_ engine: REngine, settings: WorkerSettings) {
         let samples = [
             "1+1", "x <- c(a = 1.5, b = NA); x", "'text'", "list(1, 'a')", "summary(c(1, 2, 3))",
             "f <- function() { warning('w'); message('m'); invisible(1) }; f()", "stop('e')", "1 +", "x y",
@@ -123,6 +123,9 @@ public enum Zygote {
             _ = engine.evaluate(code, options: EvaluationOptions(printVisible: true, convertValue: true))
         }
         TextSession.warmUp(engine: engine)
+        QAP1Session.warmUp(engine: engine, settings: settings)
+        // Sessions start with an empty global environment, as a fresh R does.
+        _ = engine.evaluate("rm(list = ls(all.names = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
         // Collect now: children then start far from a collection, which would touch (and so
         // copy-on-write) every page of the heap they share with the zygote.
         _ = engine.evaluate("invisible(gc(full = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
@@ -130,6 +133,13 @@ public enum Zygote {
         engine.resetSessionState()
         // Give freed heap back: every fork copies the page tables of what stays mapped.
         rgs_malloc_trim()
+        // Then take what stays on malloc's free lists out of use: sessions' allocations would
+        // land in those scattered old chunks and copy a page each (an idle QAP1 session wrote
+        // ~81 heap pages, ~37 with this; PSS per idle session 0.52 -> 0.35 MB, see
+        // ARCHITECTURE.md).
+        var chunks = 0
+        let bytes = rgs_malloc_set_aside_free_chunks(&chunks)
+        WorkerLog.info("malloc: \(bytes >> 10) KiB in \(chunks) free chunks set aside, so sessions allocate in fresh pages")
     }
 
     private static func reap(_ children: inout Set<pid_t>, control: ControlSocket) {

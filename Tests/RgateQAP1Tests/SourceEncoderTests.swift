@@ -163,3 +163,52 @@ struct SourceEncoderTests {
         #expect(Array(try { var s = ArraySource(kind: .character); s.strings = [[0xff]]; return try s.encoded() }()) == Golden.notes.first { $0.r == "'\\xff'" }!.sexp)
     }
 }
+
+/// A source whose announced string sizes disagree with its strings (a buggy or changing source).
+private struct LyingStringSource: QAP1SEXPSource {
+    var base: ArraySource
+    var lie: (bytes: Int, missing: Int, startingWith0xFF: Int)
+    var qapKind: QAP1ObjectKind { base.qapKind }
+    var qapCount: Int { base.qapCount }
+    func qapAttributes() -> [(name: String, value: LyingStringSource)] { [] }
+    func qapElement(_ i: Int) -> LyingStringSource { self }
+    func qapTag(_ i: Int) -> String? { nil }
+    var qapSymbolName: String { "" }
+    var qapClosureParts: (formals: LyingStringSource, body: LyingStringSource)? { nil }
+    func withQAPInt32s<T>(_ body: (UnsafeBufferPointer<Int32>) throws -> T) throws -> T { try base.withQAPInt32s(body) }
+    func withQAPDoubles<T>(_ body: (UnsafeBufferPointer<Double>) throws -> T) throws -> T { try base.withQAPDoubles(body) }
+    func withQAPBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T { try base.withQAPBytes(body) }
+    func withQAPString<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T { try base.withQAPString(i, body) }
+    func qapStringSizes() throws -> (bytes: Int, missing: Int, startingWith0xFF: Int) { lie }
+}
+
+@Suite("String sizes announced by a source")
+struct StringSizeTests {
+    static let strings = ArraySource(.character(["abc", nil, "\u{FF}x", ""]))
+
+    @Test func theDefaultSizesMatchTheStrings() throws {
+        let sizes = try Self.strings.qapStringSizes()
+        // "\u{FF}x" is C3 BF 78 in UTF-8: it does not start with the byte 0xFF.
+        #expect(sizes.bytes == 3 + 3 + 0 && sizes.missing == 1 && sizes.startingWith0xFF == 0)
+        var leadingFF = ArraySource(kind: .character)
+        leadingFF.strings = [[0xFF, 0x41], [0x41]]
+        #expect(try leadingFF.qapStringSizes() == (bytes: 3, missing: 0, startingWith0xFF: 1))
+        #expect(try leadingFF.encoded() == ArraySource(kind: .character).encodedHeaderless(strings: [0xFF, 0xFF, 0x41, 0, 0x41, 0]))
+    }
+
+    @Test("Sizes that disagree with the strings are an error, never a short or overrun buffer",
+          arguments: [(0, 0, 0), (2, 1, 0), (6, 0, 0), (6, 1, 1), (600, 1, 0)])
+    func lyingSizesThrow(bytes: Int, missing: Int, leading: Int) {
+        let source = LyingStringSource(base: Self.strings, lie: (bytes, missing, leading))
+        var out = ByteBuffer()
+        #expect(throws: QAP1Error.self) { try QAP1SEXP.encode(source: source, into: &out) }
+    }
+}
+
+extension ArraySource {
+    /// The XT_STR encoding of a character vector whose content bytes are `strings`, padded with 0x01.
+    func encodedHeaderless(strings: [UInt8]) -> [UInt8] {
+        let padded = strings + [UInt8](repeating: 0x01, count: ((strings.count + 3) & ~3) - strings.count)
+        return [0x22, UInt8(padded.count & 0xFF), UInt8((padded.count >> 8) & 0xFF), UInt8(padded.count >> 16)] + padded
+    }
+}

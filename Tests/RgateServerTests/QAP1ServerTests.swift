@@ -135,6 +135,17 @@ struct QAP1ServerTests {
         }
     }
 
+    @Test func aFreshSessionSeesNothingOfTheWorkersWarmUp() async throws {
+        // The zygote talks QAP1 and the text protocol to itself before forking (assigning `x`,
+        // raising an error, printing): a session must start as a fresh R would.
+        try await QAP1Client.withConnection(host: "127.0.0.1", port: port) { (r: QAP1Client) async throws -> Void in
+            #expect(try await r.eval("ls(all.names = TRUE)") == .character([]))
+            #expect(try await r.eval("geterrmessage()") == .character([""]))
+            #expect(try await r.eval("exists('last.warning', envir = baseenv())") == .logical([false]))
+            #expect(try await r.eval("c(a = 'x', b = NA)") == RValue(.character(["x", nil]), attributes: [RAttribute(name: "names", value: .character(["a", "b"]))]))
+        }
+    }
+
     @Test func unknownCommandAndBadParametersGetRservesCodes() throws {
         let c = try RawConnection(port: port)
         _ = c.read(32)

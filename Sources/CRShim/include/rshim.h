@@ -132,8 +132,13 @@ rg_sexp rg_vector_elt(rg_sexp x, int64_t i);
 /// Every element of a character vector as UTF-8 at once: `pointers[i]`/`lengths[i]`, with
 /// `lengths[i] = -1` for NA. Pointers stay valid while `x` is protected and until
 /// rg_string_table_free(*arena) (translated strings live in the arena). Returns 0, or -1 when R
-/// could not produce the strings (e.g. out of memory expanding a compact vector).
-int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena);
+/// could not produce the strings (e.g. out of memory expanding a compact vector). `sizes` gets
+/// the strings' UTF-8 bytes in all, the number of NAs and the number starting with byte 0xFF.
+int rg_string_table(rg_sexp x, const char **pointers, int *lengths, void **arena, int64_t sizes[3]);
+/// Checks once whether this R's CHARSXP header layout (encoding flags, length, bytes) matches
+/// what rg_string_table reads directly (else it uses R's accessor functions). Returns 1 when the
+/// direct reads are used, 0 when not. Called at start-up, so forked sessions inherit the answer.
+int rg_string_layout_checked(void);
 void rg_string_table_free(void *arena);
 /// The attribute pairlist; walk it with rg_car/rg_cdr/rg_tag_name.
 rg_sexp rg_attributes(rg_sexp x);

@@ -49,6 +49,12 @@ void rgs_ignore_sigxfsz(void);
 /// Returns freed heap memory to the system (glibc malloc_trim), so a process that forks copies
 /// fewer page-table entries.
 void rgs_malloc_trim(void);
+/// Takes every chunk on malloc's free lists and never gives it back (its pages stay as they are),
+/// so that what a process allocates afterwards comes from fresh memory at the heap's end. In a
+/// zygote, forked sessions then write their allocations into new pages of their own instead of
+/// copying (copy-on-write) the many old pages where free chunks lie scattered. Returns the bytes
+/// set aside; `chunks` (optional) gets their number. Bounded (256 MiB, 262,144 chunks).
+size_t rgs_malloc_set_aside_free_chunks(size_t *chunks);
 /// Starts a watchdog thread that raises SIGALRM in this process once the deadline set with
 /// rgs_watchdog_arm passes (checked every `period_ms`). Arming and disarming are plain memory
 /// writes, with no system call on the request path. Returns 0 on success.
