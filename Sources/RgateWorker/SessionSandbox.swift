@@ -75,8 +75,11 @@ final class SessionSandbox {
                 WorkerLog.error("cannot drop the session to uid \(uid): errno \(errno)")
                 return false
             }
-            setenv("HOME", directory, 1)
-            setenv("USER", "rgate-\(uid)", 1)
+            // putenv, not setenv: setenv records each value in a search tree built in the
+            // zygote, and rebalancing it copies old heap pages into every session. The strings
+            // stay for the life of the process, as putenv requires.
+            _ = putenv(strdup("HOME=\(directory)"))
+            _ = putenv(strdup("USER=rgate-\(uid)"))
             ownsUID = true
             // Processes a dead earlier session with this uid (same pid, reused) left behind.
             killStrays()

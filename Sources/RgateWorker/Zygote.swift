@@ -27,7 +27,7 @@ public enum Zygote {
             WorkerLog.error("R did not start: \(error)")
             exit(70)
         }
-        var settings = WorkerSettings()
+        let settings = WorkerSettings()
         do {
             if let json = getenv("RGATE_POLICY").map({ String(cString: $0) }) {
                 settings.policy = try SecurityPolicy(json: json)
@@ -200,7 +200,11 @@ enum WorkerLog {
 }
 
 /// What every session process of this worker shares, loaded once in the zygote.
-struct WorkerSettings {
+///
+/// A class: sessions hold one reference to it, so passing it around retains one object rather
+/// than each of its dictionaries and arrays (a retain writes the object's reference count, and
+/// each page written in a forked session is a page copied). Set up by the zygote, then only read.
+final class WorkerSettings {
     /// Roles and who may connect (no secrets: logins are checked by the supervisor).
     var policy = SecurityPolicy()
     /// Caller roles' resolved functions, by role name.
