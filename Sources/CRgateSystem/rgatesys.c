@@ -171,19 +171,24 @@ size_t rgs_malloc_set_aside_free_chunks(size_t *chunks) {
     // large request takes a large chunk whole or splits it, touching only its header), and
     // never free them: later allocations then come from the top chunk, in fresh pages.
     char *end = sbrk(0);
-    char *top = end - mallinfo2().keepcost;
+    struct mallinfo2 info = mallinfo2();
+    char *top = end - info.keepcost;
+    char *heap = end - info.arena; // the main heap: [end - arena, end)
     size_t bytes = 0, count = 0;
     const size_t max_chunks = 1 << 18, max_bytes = (size_t)256 << 20;
     for (size_t size = 1 << 16; size >= 16 && count < max_chunks && bytes < max_bytes; size = size > 1024 ? size / 2 : size - 16) {
         while (count < max_chunks && bytes < max_bytes) {
             char *p = malloc(size);
             if (!p) break;
-            if (p >= top - 64 || (char *)sbrk(0) != end) {
-                // From the top chunk (which may have grown for it): no free chunk of this size is
-                // left. Give it back and look at the top chunk again.
+            if (p >= top - 64 || p < heap || (char *)sbrk(0) != end) {
+                // From the top chunk (which may have grown for it), or not from the heap at all
+                // (mapped on its own): no free chunk of this size is left. Give it back and look
+                // at the top chunk again.
                 free(p);
                 end = sbrk(0);
-                top = end - mallinfo2().keepcost;
+                info = mallinfo2();
+                top = end - info.keepcost;
+                heap = end - info.arena;
                 break;
             }
             bytes += malloc_usable_size(p);
