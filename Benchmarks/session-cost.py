@@ -28,8 +28,10 @@ With --perf (needs perf, Debian's linux-perf, and root or perf_event_paranoid <=
 Needs Linux /proc, cc (to build textload) and python3. Ends the server it started.
 """
 import argparse
+import bisect
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -217,8 +219,6 @@ def fault_sources(textload, port, zygote, requests, tmp):
     subprocess.run(["perf", "record", "-e", "exceptions:page_fault_user", "-a", "-o", data, "--", textload,
                     "--port", str(port), "--mode", "fresh", "--requests", str(requests)], capture_output=True)
     script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,trace"], capture_output=True, text=True).stdout
-    import bisect
-    import re
     counts, pids = {}, set()
     for line in script.splitlines():
         m = re.search(r"(\d+)\s+address=0x([0-9a-f]+) ip=0x[0-9a-f]+ error_code=0x([0-9a-f]+)", line)

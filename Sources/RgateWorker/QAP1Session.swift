@@ -832,8 +832,8 @@ extension REngine {
 }
 
 extension QAP1Session {
-    /// Holds a short QAP1 conversation with this process's own R over a socket pair (an eval, an
-    /// assignment, a string vector, an error), so that what every QAP1 session runs first (Swift
+    /// Holds a short QAP1 conversation with this process's own R over a socket pair (evals of a
+    /// number, a named string vector with an NA and a list, a voidEval, an error), so that what every QAP1 session runs first (Swift
     /// type metadata and lazy globals, the encoder, R's compiled code for these paths) is paid once
     /// in the zygote instead of in every forked session: fewer pages copied per session (each
     /// first use writes runtime caches) and less CPU. Uses the built-in `analyst` role.
