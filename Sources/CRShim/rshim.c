@@ -939,7 +939,7 @@ static void do_string_table(void *data) {
             }
         } else {
             cetype_t ce = getCharCE(s);
-            if (ce == CE_UTF8 || (ce == CE_NATIVE && native_is_utf8) || IS_ASCII_STRING(s)) {
+            if (ce == CE_UTF8 || (ce == CE_NATIVE && native_is_utf8)) {
                 a->pointers[i] = CHAR(s);
                 a->lengths[i] = LENGTH(s);
                 continue;

@@ -17,8 +17,8 @@ public final class RObject {
         var pointers: [UnsafePointer<CChar>?]
         var lengths: [Int32]
         var arena: UnsafeMutableRawPointer?
-        var sizes: RStringSizes
-        init(pointers: [UnsafePointer<CChar>?], lengths: [Int32], arena: UnsafeMutableRawPointer?, sizes: RStringSizes) {
+        var sizes: RObjectView.StringSizes
+        init(pointers: [UnsafePointer<CChar>?], lengths: [Int32], arena: UnsafeMutableRawPointer?, sizes: RObjectView.StringSizes) {
             self.pointers = pointers
             self.lengths = lengths
             self.arena = arena

@@ -143,9 +143,14 @@ public struct RObjectView {
         }
     }
 
-    /// The sizes of a character vector's strings as UTF-8 (from the same table as
-    /// ``withStrings(_:)``, computed while it is built).
-    public func stringSizes() throws -> RStringSizes { try stringTable().sizes }
+    /// The sizes of a character vector's strings as UTF-8: bytes of all non-NA strings together,
+    /// how many elements are NA, and how many strings start with byte 0xFF (which some wire
+    /// formats escape).
+    public typealias StringSizes = (bytes: Int, missing: Int, startingWith0xFF: Int)
+
+    /// The sizes of this character vector's strings (from the same table as ``withStrings(_:)``,
+    /// computed while it is built).
+    public func stringSizes() throws -> StringSizes { try stringTable().sizes }
 
     private func stringTable() throws -> RObject.StringTable {
         let key = UnsafeMutableRawPointer(sexp)
@@ -168,7 +173,7 @@ public struct RObjectView {
         }
         let table = RObject.StringTable(
             pointers: pointers, lengths: lengths, arena: arena,
-            sizes: RStringSizes(bytes: Int(sizes.0), missing: Int(sizes.1), startingWith0xFF: Int(sizes.2)))
+            sizes: (bytes: Int(sizes.0), missing: Int(sizes.1), startingWith0xFF: Int(sizes.2)))
         owner.stringTables[key] = table
         return table
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import RgateIPC
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,6 +90,13 @@ struct ClientConnection {
             return nil
         }
         return (session, fds[1])
+    }
+
+    /// The assignment a zygote's warm-up session serves its own requests under.
+    static func warmUpAssignment(_ wireProtocol: WireProtocol) -> SessionAssignment {
+        SessionAssignment(
+            sessionID: 0, wireProtocol: wireProtocol, evalTimeoutMilliseconds: 60_000, killGraceMilliseconds: 1000,
+            idleTimeoutMilliseconds: 10_000, maxRequestBytes: 1 << 20, maxOutputBytes: 1 << 20, sharedSession: false)
     }
 
     /// Makes reads give up after `milliseconds` without data (0: wait forever).

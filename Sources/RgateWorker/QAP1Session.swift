@@ -852,9 +852,7 @@ extension QAP1Session {
         }
         guard let (client, peer) = ClientConnection.warmUpPair(requests: requests) else { return }
         defer { close(client.descriptor); close(peer) }
-        var assignment = SessionAssignment(
-            sessionID: 0, wireProtocol: .qap1, evalTimeoutMilliseconds: 60_000, killGraceMilliseconds: 1000,
-            idleTimeoutMilliseconds: 10_000, maxRequestBytes: 1 << 20, maxOutputBytes: 1 << 20, sharedSession: false)
+        var assignment = ClientConnection.warmUpAssignment(.qap1)
         assignment.anonymousRole = "analyst"
         let session = QAP1Session(
             engine: engine, client: client, assignment: assignment,

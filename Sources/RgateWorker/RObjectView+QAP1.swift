@@ -39,8 +39,5 @@ extension RObjectView: QAP1SEXPSource {
     public func withQAPStrings<T>(_ body: (UnsafeBufferPointer<UnsafePointer<UInt8>?>, UnsafeBufferPointer<Int32>) throws -> T) throws -> T {
         try withStrings(body)
     }
-    public func qapStringSizes() throws -> (bytes: Int, missing: Int, startingWith0xFF: Int) {
-        let sizes = try stringSizes()
-        return (sizes.bytes, sizes.missing, sizes.startingWith0xFF)
-    }
+    public func qapStringSizes() throws -> (bytes: Int, missing: Int, startingWith0xFF: Int) { try stringSizes() }
 }

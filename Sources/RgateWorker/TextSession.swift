@@ -145,10 +145,8 @@ struct TextSession {
         }
         guard let (client, peer) = ClientConnection.warmUpPair(requests: requests) else { return }
         defer { close(client.descriptor); close(peer) }
-        let assignment = SessionAssignment(
-            sessionID: 0, wireProtocol: .text, evalTimeoutMilliseconds: 60_000, killGraceMilliseconds: 1000,
-            idleTimeoutMilliseconds: 10_000, maxRequestBytes: 1 << 20, maxOutputBytes: 1 << 20, sharedSession: false)
-        var session = TextSession(engine: engine, client: client, assignment: assignment, control: ControlSocket(descriptor: -1))
+        var session = TextSession(
+            engine: engine, client: client, assignment: ClientConnection.warmUpAssignment(.text), control: ControlSocket(descriptor: -1))
         _ = session.serve()
     }
 
