@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sys/stat.h>
 
 // Not in the public headers, but exported by libR (checked with nm -D on Debian's r-base-core).
 extern char R_ParseErrorMsg[256];
@@ -765,12 +766,34 @@ int rg_is_inert_class(const char *name) {
 
 int rg_is_plain_data(rg_sexp x) { return plain_data((SEXP)x, 0); }
 
-int rg_after_fork(char *tempdir_out, size_t capacity) {
-    R_TempDir = NULL;
-    R_reInitTempDir(0);
-    if (!R_TempDir) return -1;
-    if (tempdir_out && capacity) snprintf(tempdir_out, capacity, "%s", R_TempDir);
-    return chdir(R_TempDir);
+// What R_reInitTempDir does (TMPDIR, TMP or TEMP if a writable directory, else /tmp; a new
+// RtmpXXXXXX in it; R_SESSION_TMPDIR for child R processes), without setenv: glibc's setenv
+// records every value in a search tree the zygote built, and inserting into it copies several
+// of the zygote's heap pages into each session. The strings stay for the life of the process
+// (putenv keeps its argument), on the heap: in fresh pages, beside the session's other first
+// allocations.
+const char *rg_after_fork(void) {
+    const char *base = "/tmp";
+    const char *candidates[] = { "TMPDIR", "TMP", "TEMP" };
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        const char *value = getenv(candidates[i]);
+        struct stat info;
+        if (value && *value && stat(value, &info) == 0 && S_ISDIR(info.st_mode) && access(value, W_OK) == 0) {
+            base = value;
+            break;
+        }
+    }
+    static const char prefix[] = "R_SESSION_TMPDIR=";
+    size_t length = strlen(base) + sizeof "/RtmpXXXXXX";
+    char *variable = malloc(sizeof prefix - 1 + length);
+    if (!variable) return NULL;
+    char *directory = variable + sizeof prefix - 1;
+    memcpy(variable, prefix, sizeof prefix - 1);
+    snprintf(directory, length, "%s/RtmpXXXXXX", base);
+    if (!mkdtemp(directory) || chdir(directory) != 0) { free(variable); return NULL; }
+    putenv(variable);
+    R_TempDir = directory;
+    return directory;
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/eventfd.h>
@@ -199,8 +200,47 @@ size_t rgs_malloc_set_aside_free_chunks(size_t *chunks) {
     return bytes;
 }
 
-static _Atomic uint64_t watchdog_deadline = 0; // CLOCK_MONOTONIC ns; 0 = disarmed
+// The hard time limit. A session's deadline (CLOCK_MONOTONIC ns; 0 = disarmed) lives in a page
+// of its own, shared with nobody but the zygote, which reads every session's deadline and kills
+// a session whose deadline passed (rgs_deadline_*). A process without such a page keeps it here
+// and needs a watchdog thread (rgs_watchdog_start).
+size_t rgs_malloc_prepare_top(size_t min_free) {
+    // Frees must not give the top back (the growth below would be undone at once, and a session
+    // would shrink and regrow its heap), so the top chunk stays as prepared here.
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    struct mallinfo2 info = mallinfo2();
+    if (info.keepcost < min_free) {
+        // In blocks below the mmap threshold, so they come from (and grow) the heap.
+        enum { block = 64 << 10, max_blocks = 1024 };
+        static void *blocks[max_blocks];
+        size_t n = 0;
+        while (n < max_blocks && n * block + mallinfo2().keepcost < min_free) {
+            void *p = malloc(block);
+            if (!p) break;
+            blocks[n++] = p;
+        }
+        while (n > 0) free(blocks[--n]);
+        info = mallinfo2();
+    }
+    // The top chunk's header is at end - keepcost; everything after its first page boundary is
+    // free space malloc never reads before handing it out: drop whatever maps it (a huge zero
+    // page, a huge page of the zygote) and keep it out of transparent huge pages.
+    char *end = sbrk(0);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)(end - info.keepcost) + 64 + page - 1) & ~(page - 1);
+    uintptr_t stop = (uintptr_t)end & ~(page - 1);
+    if (start >= stop) return 0;
+    if (madvise((void *)start, stop - start, MADV_NOHUGEPAGE) != 0) return 0;
+    (void)madvise((void *)start, stop - start, MADV_DONTNEED);
+    return stop - start;
+}
+
+static _Atomic uint64_t local_deadline = 0;
+static _Atomic uint64_t *watchdog_deadline_ptr = &local_deadline;
+#define watchdog_deadline (*watchdog_deadline_ptr)
 static unsigned watchdog_period_ms = 50;
+static int deadline_fd = -1; // the zygote's memfd of deadline pages, one page per slot
+static size_t deadline_page = 4096;
 
 static uint64_t monotonic_ns(void) {
     struct timespec ts;
@@ -229,7 +269,53 @@ static void *watchdog_main(void *unused) {
     return NULL;
 }
 
+uint64_t rgs_monotonic_ns(void) { return monotonic_ns(); }
+
+int rgs_deadlines_create(void) {
+    deadline_page = (size_t)sysconf(_SC_PAGESIZE);
+    int fd = memfd_create("rgate-deadlines", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    // Sparse: a slot's page exists only while a session uses it (rgs_deadline_release frees it).
+    if (ftruncate(fd, (off_t)((size_t)RGS_DEADLINE_SLOTS * deadline_page)) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    deadline_fd = fd;
+    return 0;
+}
+
+int rgs_deadline_attach(unsigned slot) {
+    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return -1;
+    void *page = mmap(NULL, deadline_page, PROT_READ | PROT_WRITE, MAP_SHARED, deadline_fd, (off_t)((size_t)slot * deadline_page));
+    int e = errno;
+    // The session must not keep the descriptor: with it, it could write other sessions' pages.
+    close(deadline_fd);
+    deadline_fd = -1;
+    if (page == MAP_FAILED) { errno = e; return -1; }
+    watchdog_deadline_ptr = page;
+    return 0;
+}
+
+void rgs_deadline_forget(void) {
+    if (deadline_fd >= 0) close(deadline_fd);
+    deadline_fd = -1;
+}
+
+int rgs_deadline_expired(unsigned slot) {
+    uint64_t deadline = 0;
+    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return 0;
+    if (pread(deadline_fd, &deadline, sizeof deadline, (off_t)((size_t)slot * deadline_page)) != (ssize_t)sizeof deadline) return 0;
+    return deadline != 0 && monotonic_ns() >= deadline;
+}
+
+void rgs_deadline_release(unsigned slot) {
+    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return;
+    off_t at = (off_t)((size_t)slot * deadline_page);
+    if (fallocate(deadline_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)deadline_page) != 0) {
+        static const uint64_t zero = 0;
+        (void)pwrite(deadline_fd, &zero, sizeof zero, at);
+    }
+}
+
 int rgs_watchdog_start(unsigned period_ms) {
+    if (watchdog_deadline_ptr != &local_deadline) return 0; // the zygote enforces this process's deadline
     watchdog_period_ms = period_ms ? period_ms : 50;
     pthread_t t;
     pthread_attr_t attr;
@@ -279,3 +365,4 @@ int rgs_netns_prepare(void) {
 int rgs_netns_enter(int fd) { return setns(fd, CLONE_NEWNET); }
 
 int rgs_tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+

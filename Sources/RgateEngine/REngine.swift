@@ -68,9 +68,8 @@ public final class REngine {
     /// In a process just forked from one running R: gives it its own R temp dir and makes that
     /// the working directory, so that sessions never share files. Returns the directory.
     public func adoptForkedProcess() throws(EngineError) -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard rg_after_fork(&buffer, buffer.count) == 0 else { throw EngineError("could not create a temp dir for R") }
-        return decodeCString(buffer)
+        guard let directory = rg_after_fork() else { throw EngineError("could not create a temp dir for R") }
+        return String(cString: directory)
     }
 
     /// Removes this process's R temp dir and exits immediately with `status`.

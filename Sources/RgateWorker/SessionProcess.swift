@@ -53,6 +53,19 @@ struct SessionProcess {
         }
     }
 
+    /// Instantiates, in the zygote, the type metadata a session's own code asks for at run time
+    /// (the runtime builds it on first use, writing its caches: done in each session, that is a
+    /// few more pages copied per session). Found with `Benchmarks/session-cost.py --perf`'s
+    /// written-page profile.
+    @_optimize(none)
+    static func warmUpTypes() {
+        let types: [Any.Type] = [
+            (message: ControlMessage, descriptor: Int32?).self,
+            Optional<(message: ControlMessage, descriptor: Int32?)>.self,
+        ]
+        withExtendedLifetime(types) {}
+    }
+
     /// Per-session resource limits, set once the session knows who it serves.
     private func applyLimits(_ a: SessionAssignment, sandbox: SessionSandbox) {
         _ = rgs_set_limit(rgs_rlimit_core(), 0) // no core dumps of session memory

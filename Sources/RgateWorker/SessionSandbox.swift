@@ -20,16 +20,27 @@ final class SessionSandbox {
     /// Whether the process runs as its own per-session user.
     private(set) var ownsUID = false
     /// TCP sockets made before leaving the host's network, for a later detach (a socket keeps
-    /// the namespace it was made in), by address family.
-    private var detachSockets: [Int32: Int32] = [:]
+    /// the namespace it was made in), by address family. Two fields, not a dictionary: a
+    /// dictionary type first used in a session instantiates its metadata there, writing pages
+    /// the zygote shares.
+    private var detachSocketIPv4: Int32?
+    private var detachSocketIPv6: Int32?
 
     /// The role's own memory limit, once entered (it wins over the server's).
     private(set) var roleMemoryLimit: UInt64?
 
     /// Takes the detach socket for the current client's address family, if one was made.
     func takeDetachSocket() -> Int32? {
-        guard let family = Self.family(of: client) else { return nil }
-        return detachSockets.removeValue(forKey: family)
+        switch Self.family(of: client) {
+        case AF_INET?:
+            defer { detachSocketIPv4 = nil }
+            return detachSocketIPv4
+        case AF_INET6?:
+            defer { detachSocketIPv6 = nil }
+            return detachSocketIPv6
+        default:
+            return nil
+        }
     }
 
     init(settings: WorkerSettings, directory: String) {
@@ -46,7 +57,8 @@ final class SessionSandbox {
         return sandbox
     }
 
-    /// Confines the process for `role` and starts its time-limit watchdog; false when that failed
+    /// Confines the process for `role` (and starts its time-limit watchdog thread when the zygote
+    /// does not enforce its deadline); false when that failed
     /// (the session must end).
     func enter(_ role: Role) -> Bool {
         if entered { return true }
@@ -55,10 +67,14 @@ final class SessionSandbox {
             if !role.network {
                 // A socket for a later detach, made while the host's network is still reachable
                 // (for the client's address family; both when entered before any client).
-                let families = Self.family(of: client).map { [$0] } ?? [AF_INET, AF_INET6]
-                for family in families where family == AF_INET || family == AF_INET6 {
-                    let fd = rgs_tcp_socket(family)
-                    if fd >= 0 { detachSockets[family] = fd }
+                let family = Self.family(of: client)
+                if family == nil || family == AF_INET {
+                    let fd = rgs_tcp_socket(AF_INET)
+                    if fd >= 0 { detachSocketIPv4 = fd }
+                }
+                if family == nil || family == AF_INET6 {
+                    let fd = rgs_tcp_socket(AF_INET6)
+                    if fd >= 0 { detachSocketIPv6 = fd }
                 }
                 guard rgs_netns_enter(isolated) == 0 else {
                     WorkerLog.error("cannot enter the network namespace: errno \(errno)")
@@ -90,8 +106,9 @@ final class SessionSandbox {
         }
         // Files the session makes (also in shared places like /tmp) are its own.
         umask(0o077)
-        // The hard time limit's watchdog (see rgs_watchdog_arm), started only now: changing
-        // credentials in a process that already has a second thread costs a signal round to it.
+        // The hard time limit: the zygote enforces it (SessionDeadlines) when this process has
+        // a deadline page; otherwise a watchdog thread, started only now: changing credentials
+        // in a process that already has a second thread costs a signal round to it.
         guard rgs_watchdog_start(50) == 0 else {
             WorkerLog.error("cannot start the watchdog thread")
             return false

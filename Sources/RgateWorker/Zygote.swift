@@ -79,16 +79,20 @@ public enum Zygote {
         }
 
         var children = Set<pid_t>()
+        var deadlines = SessionDeadlines()
         var fds = [pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: sigchld, events: Int16(POLLIN), revents: 0)]
+        prepareHeapForSessions()
         while true {
-            let n = poll(&fds, 2, -1)
+            let n = poll(&fds, 2, deadlines.pollTimeoutMilliseconds)
             if n < 0 {
                 if errno == EINTR { continue }
                 break
             }
+            deadlines.scan()
+            if n == 0 { continue }
             if fds[1].revents != 0 {
                 rgs_drain_signalfd(sigchld)
-                reap(&children, control: control)
+                reap(&children, deadlines: &deadlines, control: control)
             }
             if fds[0].revents != 0 {
                 let received: (message: ControlMessage, descriptor: Int32?)?
@@ -97,7 +101,10 @@ public enum Zygote {
                 if let fd = received.descriptor { close(fd) }
                 if case .spawn(let count) = received.message {
                     for _ in 0..<count {
-                        if let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld) { children.insert(pid) }
+                        let slot = deadlines.takeSlot()
+                        let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld, deadlineSlot: slot)
+                        if let slot { deadlines.assign(slot, to: pid) }
+                        if let pid { children.insert(pid) }
                     }
                 }
             }
@@ -124,6 +131,7 @@ public enum Zygote {
         }
         TextSession.warmUp(engine: engine)
         QAP1Session.warmUp(engine: engine, settings: settings)
+        SessionProcess.warmUpTypes()
         // Sessions start with an empty global environment, as a fresh R does.
         _ = engine.evaluate("rm(list = ls(all.names = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
         // Collect now: children then start far from a collection, which would touch (and so
@@ -133,26 +141,36 @@ public enum Zygote {
         engine.resetSessionState()
         // Give freed heap back: every fork copies the page tables of what stays mapped.
         rgs_malloc_trim()
-        // Then take what stays on malloc's free lists out of use: sessions' allocations would
+    }
+
+    /// Readies malloc's heap for forking, as the zygote's last step before its loop (so that
+    /// nothing it frees afterwards lands where sessions allocate first).
+    static func prepareHeapForSessions() {
+        // Take what stays on malloc's free lists out of use: sessions' allocations would
         // land in those scattered old chunks and copy a page each (an idle QAP1 session wrote
         // ~81 heap pages, ~37 with this; PSS per idle session 0.52 -> 0.35 MB, see
         // ARCHITECTURE.md).
         var chunks = 0
         let bytes = rgs_malloc_set_aside_free_chunks(&chunks)
-        WorkerLog.info("malloc: \(bytes >> 10) KiB in \(chunks) free chunks set aside, so sessions allocate in fresh pages")
+        // Sessions allocate from the heap's untouched end: room for a session's first requests
+        // without growing the heap, in 4 KiB pages, not 2 MiB ones (in ~1 zygote of 10, an idle
+        // QAP1 session wrote ~575 pages instead of ~60: a whole huge page).
+        let top = rgs_malloc_prepare_top(4 << 20)
+        WorkerLog.info("malloc: \(bytes >> 10) KiB in \(chunks) free chunks set aside, so sessions allocate in fresh pages; \(top >> 10) KiB at the top in small pages")
     }
 
-    private static func reap(_ children: inout Set<pid_t>, control: ControlSocket) {
+    private static func reap(_ children: inout Set<pid_t>, deadlines: inout SessionDeadlines, control: ControlSocket) {
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return }
             children.remove(pid)
-            try? control.send(.exited(pid: pid, waitStatus: status))
+            let reported = deadlines.reaped(pid, status: status)
+            try? control.send(.exited(pid: pid, waitStatus: reported))
         }
     }
 
-    private static func fork(engine: REngine, settings: WorkerSettings, control: ControlSocket, sigchld: Int32) -> pid_t? {
+    private static func fork(engine: REngine, settings: WorkerSettings, control: ControlSocket, sigchld: Int32, deadlineSlot: UInt32?) -> pid_t? {
         let pair: (ControlSocket, ControlSocket)
         do { pair = try ControlSocket.pair() } catch {
             WorkerLog.error("cannot create a session socket: \(error)")
@@ -174,6 +192,13 @@ public enum Zygote {
             rgs_reset_signals()
             _ = rgs_set_parent_death_signal(SIGKILL)
             if getppid() != zygote { _exit(0) } // the zygote died between fork and prctl
+            // Its own deadline page (the zygote enforces the hard time limit); without one, the
+            // sandbox starts a watchdog thread.
+            if let deadlineSlot {
+                if rgs_deadline_attach(deadlineSlot) != 0 { WorkerLog.error("cannot map the session's deadline page: errno \(errno)") }
+            } else {
+                rgs_deadline_forget()
+            }
             SessionProcess(engine: engine, settings: settings, control: sessionEnd).run()
         }
         sessionEnd.close()

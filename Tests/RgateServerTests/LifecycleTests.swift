@@ -103,6 +103,49 @@ struct LifecycleTests {
         #expect(try RawConnection(port: server.textPort).evaluate("1") == "[1] 1\n")
     }
 
+    @Test func theZygoteEnforcesTheHardLimitOfEverySessionWithoutAThreadInAny() async throws {
+        let server = try ServerProcess(["--eval-timeout", "1", "--kill-grace", "0.5"])
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        // One thread (R's), no watchdog; exactly one deadline page mapped (its own), and no
+        // descriptor of the memfd that holds every session's page.
+        #expect(c.evaluate("cat(grep('^Threads:', readLines('/proc/self/status'), value = TRUE))") == "Threads:\t1")
+        #expect(c.evaluate("cat(sum(grepl('rgate-deadlines', readLines('/proc/self/maps'))))") == "1")
+        let fds = try #require(c.evaluate("cat(Sys.readlink(list.files('/proc/self/fd', full.names = TRUE)), sep = '\\n')"))
+        #expect(!fds.contains("rgate-deadlines"))
+        #expect(!fds.isEmpty)
+        // Two uninterruptible sessions at once: each killed on its own deadline, each told why,
+        // while a third session without a request goes on.
+        let idle = try RawConnection(port: server.textPort)
+        #expect(idle.evaluate("1") == "[1] 1\n")
+        let port = server.textPort
+        // Each task times its own request (tasks share a small pool with other suites' blocking
+        // tests, so a task may start late).
+        let answers = await withTaskGroup(of: (text: String?, seconds: Double).self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    let c = try? RawConnection(port: port)
+                    let start = Date()
+                    let text = c?.evaluate("suspendInterrupts(Sys.sleep(30))")
+                    return (text, Date().timeIntervalSince(start))
+                }
+            }
+            var all: [(text: String?, seconds: Double)] = []
+            for await a in group { all.append(a) }
+            return all
+        }
+        #expect(answers.count == 2)
+        for answer in answers {
+            #expect(answer.text?.contains("ran past its time limit") == true)
+            #expect(answer.seconds < 8) // 1.5 s and a 50 ms scan, not the 30 s asked for
+        }
+        #expect(idle.evaluate("2") == "[1] 2\n")
+        // A request that ends in time disarms its deadline: the session stays past the limit.
+        #expect(c.evaluate("Sys.sleep(0.3); 'ok'") == "[1] \"ok\"\n")
+        usleep(2_000_000)
+        #expect(c.evaluate("'still here'") == "[1] \"still here\"\n")
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to switch users"))
     func asRootEachSessionIsItsOwnUserWithAProcessLimit() throws {
         let server = try ServerProcess(["--max-processes", "8"])

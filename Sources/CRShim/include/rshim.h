@@ -53,8 +53,9 @@ void rg_set_hangup_watch(int fd);
 uint64_t rg_monotonic_ns(void);
 
 /// In a process just forked from one running R: gives it its own R temp dir (so that its exit
-/// does not delete the parent's) and makes it the working directory. Returns 0 on success.
-int rg_after_fork(char *tempdir_out, size_t capacity);
+/// does not delete the parent's) and makes it the working directory. Returns its path (kept for
+/// the life of the process), or NULL when it could not be made.
+const char *rg_after_fork(void);
 /// Removes this process's R temp dir and exits with `status` at once (no R shutdown, no atexit).
 void rg_exit(int status) __attribute__((noreturn));
 

@@ -55,11 +55,38 @@ void rgs_malloc_trim(void);
 /// copying (copy-on-write) the many old pages where free chunks lie scattered. Returns the bytes
 /// set aside; `chunks` (optional) gets their number. Bounded (256 MiB, 262,144 chunks).
 size_t rgs_malloc_set_aside_free_chunks(size_t *chunks);
+/// CLOCK_MONOTONIC now, in nanoseconds.
+uint64_t rgs_monotonic_ns(void);
+/// Prepares the end of malloc's heap (the top chunk, where a forked process's first allocations
+/// land): at least `min_free` bytes (growing the heap if needed, and turning off trimming so it
+/// stays), unmapped and MADV_NOHUGEPAGE past its first page. With glibc.malloc.hugetlb=1 the
+/// heap is advised for transparent huge pages; a session whose first allocations grew the heap,
+/// or wrote into an untouched 2 MiB block, got a whole zeroed huge page (512 pages of its own)
+/// instead of a few. Returns the bytes so prepared.
+size_t rgs_malloc_prepare_top(size_t min_free);
+/// Deadline slots the zygote can hand out (one page each, in a sparse memfd).
+#define RGS_DEADLINE_SLOTS 65536u
+/// Zygote, once: makes the memfd that holds each session's hard-time-limit deadline, one page
+/// per slot, so the zygote can enforce the limits of all its sessions without a thread in each.
+/// Returns 0 on success, else -1 with errno (sessions then fall back to a watchdog thread).
+int rgs_deadlines_create(void);
+/// In a session process just forked: maps its own slot's page (where rgs_watchdog_arm writes)
+/// and closes the memfd, so it can neither read nor write any other session's deadline.
+/// Returns 0 on success.
+int rgs_deadline_attach(unsigned slot);
+/// In a session process just forked without a slot: closes the memfd (a watchdog thread then
+/// enforces its deadline).
+void rgs_deadline_forget(void);
+/// Zygote: 1 when the session in `slot` armed a deadline that has passed.
+int rgs_deadline_expired(unsigned slot);
+/// Zygote, when the session in `slot` was reaped: frees its page (it reads as 0, disarmed).
+void rgs_deadline_release(unsigned slot);
 /// Starts a watchdog thread that raises SIGALRM in this process once the deadline set with
-/// rgs_watchdog_arm passes (checked every `period_ms`). Arming and disarming are plain memory
-/// writes, with no system call on the request path. Returns 0 on success.
+/// rgs_watchdog_arm passes (checked every `period_ms`); a no-op returning 0 in a session whose
+/// deadline the zygote enforces (rgs_deadline_attach). Returns 0 on success.
 int rgs_watchdog_start(unsigned period_ms);
-/// Sets the kill deadline to `ms_from_now` milliseconds from now; 0 disarms.
+/// Sets the kill deadline to `ms_from_now` milliseconds from now; 0 disarms. A plain memory
+/// write, with no system call on the request path.
 void rgs_watchdog_arm(uint64_t ms_from_now);
 /// Drops this process to `uid`/`gid` (no supplementary groups), after giving it `directory`
 /// and limiting it to `max_processes` processes for that uid (fork bombs). Sets the parent-death
