@@ -131,8 +131,11 @@ int rgs_sigchld_fd(void) {
 }
 
 void rgs_drain_signalfd(int fd) {
-    struct signalfd_siginfo info;
-    while (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {}
+    // One read takes everything pending (standard signals do not queue, so there is at most
+    // one SIGCHLD); not reading until EAGAIN spares a write to errno, a page the zygote would
+    // otherwise copy again after every fork.
+    struct signalfd_siginfo info[8];
+    (void)read(fd, info, sizeof info);
 }
 
 int rgs_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -239,8 +242,9 @@ static _Atomic uint64_t local_deadline = 0;
 static _Atomic uint64_t *watchdog_deadline_ptr = &local_deadline;
 #define watchdog_deadline (*watchdog_deadline_ptr)
 static unsigned watchdog_period_ms = 50;
-static int deadline_fd = -1; // the zygote's memfd of deadline pages, one page per slot
+static int deadline_fd = -1; // the zygote's memfd of deadline pages, one page per pid
 static size_t deadline_page = 4096;
+static unsigned long deadline_slots = 0;
 
 static uint64_t monotonic_ns(void) {
     struct timespec ts;
@@ -273,18 +277,29 @@ uint64_t rgs_monotonic_ns(void) { return monotonic_ns(); }
 
 int rgs_deadlines_create(void) {
     deadline_page = (size_t)sysconf(_SC_PAGESIZE);
+    // One page per possible pid (the slot of a session is its pid), sparse: a page exists only
+    // while its session has armed a deadline (rgs_deadline_release frees it).
+    unsigned long pid_max = 4194304;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+    if (f) {
+        if (fscanf(f, "%lu", &pid_max) != 1) pid_max = 4194304;
+        fclose(f);
+    }
     int fd = memfd_create("rgate-deadlines", MFD_CLOEXEC);
     if (fd < 0) return -1;
-    // Sparse: a slot's page exists only while a session uses it (rgs_deadline_release frees it).
-    if (ftruncate(fd, (off_t)((size_t)RGS_DEADLINE_SLOTS * deadline_page)) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    if (ftruncate(fd, (off_t)(pid_max * deadline_page)) != 0) { int e = errno; close(fd); errno = e; return -1; }
     deadline_fd = fd;
+    deadline_slots = pid_max;
     return 0;
 }
 
-int rgs_deadline_attach(unsigned slot) {
-    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return -1;
-    void *page = mmap(NULL, deadline_page, PROT_READ | PROT_WRITE, MAP_SHARED, deadline_fd, (off_t)((size_t)slot * deadline_page));
-    int e = errno;
+int rgs_deadline_attach(void) {
+    if (deadline_fd < 0) return -1;
+    unsigned long slot = (unsigned long)getpid();
+    void *page = slot < deadline_slots
+        ? mmap(NULL, deadline_page, PROT_READ | PROT_WRITE, MAP_SHARED, deadline_fd, (off_t)(slot * deadline_page))
+        : MAP_FAILED;
+    int e = slot < deadline_slots ? errno : ERANGE;
     // The session must not keep the descriptor: with it, it could write other sessions' pages.
     close(deadline_fd);
     deadline_fd = -1;
@@ -293,21 +308,16 @@ int rgs_deadline_attach(unsigned slot) {
     return 0;
 }
 
-void rgs_deadline_forget(void) {
-    if (deadline_fd >= 0) close(deadline_fd);
-    deadline_fd = -1;
-}
-
-int rgs_deadline_expired(unsigned slot) {
+int rgs_deadline_expired(int pid) {
     uint64_t deadline = 0;
-    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return 0;
-    if (pread(deadline_fd, &deadline, sizeof deadline, (off_t)((size_t)slot * deadline_page)) != (ssize_t)sizeof deadline) return 0;
+    if (deadline_fd < 0 || pid <= 0 || (unsigned long)pid >= deadline_slots) return 0;
+    if (pread(deadline_fd, &deadline, sizeof deadline, (off_t)((unsigned long)pid * deadline_page)) != (ssize_t)sizeof deadline) return 0;
     return deadline != 0 && monotonic_ns() >= deadline;
 }
 
-void rgs_deadline_release(unsigned slot) {
-    if (deadline_fd < 0 || slot >= RGS_DEADLINE_SLOTS) return;
-    off_t at = (off_t)((size_t)slot * deadline_page);
+void rgs_deadline_release(int pid) {
+    if (deadline_fd < 0 || pid <= 0 || (unsigned long)pid >= deadline_slots) return;
+    off_t at = (off_t)((unsigned long)pid * deadline_page);
     if (fallocate(deadline_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)deadline_page) != 0) {
         static const uint64_t zero = 0;
         (void)pwrite(deadline_fd, &zero, sizeof zero, at);

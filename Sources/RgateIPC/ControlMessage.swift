@@ -232,6 +232,18 @@ extension ControlMessage {
         case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested, authenticate, authenticated, requestDone, switchToTLS, switchedToTLS
     }
 
+    /// The first byte of an encoded ``spawned(pid:)``.
+    static var spawnedTag: UInt8 { Tag.spawned.rawValue }
+    /// The first byte of an encoded ``exited(pid:waitStatus:)``.
+    static var exitedTag: UInt8 { Tag.exited.rawValue }
+
+    /// The count of an encoded ``spawn(count:)``, read in place (no allocation); nil for any
+    /// other message.
+    public static func spawnCount(in bytes: UnsafeRawBufferPointer) -> UInt32? {
+        guard bytes.count == 5, bytes[0] == Tag.spawn.rawValue else { return nil }
+        return UInt32(bytes[1]) | UInt32(bytes[2]) << 8 | UInt32(bytes[3]) << 16 | UInt32(bytes[4]) << 24
+    }
+
     /// The message's bytes.
     public func encoded() -> [UInt8] {
         var w = ByteWriter()

@@ -15,11 +15,12 @@ public struct ControlSocket: Sendable, Hashable {
 
     /// A connected pair (close-on-exec).
     public static func pair() throws(SystemError) -> (ControlSocket, ControlSocket) {
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw SystemError("socketpair")
+        var fds: (Int32, Int32) = (-1, -1)
+        let ok = withUnsafeMutableBytes(of: &fds) { raw in
+            socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, raw.baseAddress!.assumingMemoryBound(to: Int32.self))
         }
-        return (ControlSocket(descriptor: fds[0]), ControlSocket(descriptor: fds[1]))
+        guard ok == 0 else { throw SystemError("socketpair") }
+        return (ControlSocket(descriptor: fds.0), ControlSocket(descriptor: fds.1))
     }
 
     /// Sends a message, with a descriptor when `passing` is given.
@@ -46,6 +47,46 @@ public struct ControlSocket: Sendable, Hashable {
             if fd >= 0 { Glibc.close(fd) }
             throw SystemError("bad control message: \(error)", errno: EPROTO)
         }
+    }
+
+    /// Receives the next message into `buffer` (reused by the caller; at least
+    /// ``ControlMessage/maximumSize`` bytes): the raw bytes and the descriptor sent with them,
+    /// `nil` at end of stream. Allocates nothing, for the zygote's loop (every page the zygote
+    /// writes between forks is copied once more per session); decode with
+    /// ``ControlMessage/init(decoding:)`` or ``ControlMessage/spawnCount(in:)``.
+    public func receiveRaw(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> (bytes: UnsafeRawBufferPointer, descriptor: Int32?)? {
+        var fd: Int32 = -1
+        let n = rgs_recv_with_fd(descriptor, buffer.baseAddress, buffer.count, &fd)
+        if n < 0 { throw SystemError("recvmsg") }
+        if n == 0 {
+            if fd >= 0 { Glibc.close(fd) }
+            return nil
+        }
+        return (UnsafeRawBufferPointer(rebasing: buffer[0..<n]), fd >= 0 ? fd : nil)
+    }
+
+    /// Sends ``ControlMessage/spawned(pid:)`` with `fd`, encoded on the stack (no allocation;
+    /// the zygote's loop).
+    public func sendSpawned(pid: Int32, passing fd: Int32) throws(SystemError) {
+        try sendInPlace(tag: ControlMessage.spawnedTag, pid, nil, passing: fd)
+    }
+
+    /// Sends ``ControlMessage/exited(pid:waitStatus:)``, encoded on the stack (no allocation;
+    /// the zygote's loop).
+    public func sendExited(pid: Int32, waitStatus: Int32) throws(SystemError) {
+        try sendInPlace(tag: ControlMessage.exitedTag, pid, waitStatus, passing: -1)
+    }
+
+    /// A tag and one or two little-endian Int32s, as ``ControlMessage/encoded()`` writes them.
+    private func sendInPlace(tag: UInt8, _ a: Int32, _ b: Int32?, passing fd: Int32) throws(SystemError) {
+        let x = UInt32(bitPattern: a), y = UInt32(bitPattern: b ?? 0)
+        var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
+            tag, UInt8(truncatingIfNeeded: x), UInt8(truncatingIfNeeded: x >> 8), UInt8(truncatingIfNeeded: x >> 16),
+            UInt8(truncatingIfNeeded: x >> 24), UInt8(truncatingIfNeeded: y), UInt8(truncatingIfNeeded: y >> 8),
+            UInt8(truncatingIfNeeded: y >> 16), UInt8(truncatingIfNeeded: y >> 24))
+        let count = b == nil ? 5 : 9
+        let sent = withUnsafeBytes(of: &bytes) { rgs_send_with_fd(descriptor, $0.baseAddress, count, fd) }
+        guard sent == count else { throw SystemError("sendmsg") }
     }
 
     /// Closes the descriptor.

@@ -78,33 +78,42 @@ public enum Zygote {
             exit(0)
         }
 
-        var children = Set<pid_t>()
+        var children = Set<pid_t>(minimumCapacity: 256)
         var deadlines = SessionDeadlines()
-        var fds = [pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: sigchld, events: Int16(POLLIN), revents: 0)]
-        prepareHeapForSessions()
-        while true {
-            let n = poll(&fds, 2, deadlines.pollTimeoutMilliseconds)
-            if n < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            deadlines.scan()
-            if n == 0 { continue }
-            if fds[1].revents != 0 {
-                rgs_drain_signalfd(sigchld)
-                reap(&children, deadlines: &deadlines, control: control)
-            }
-            if fds[0].revents != 0 {
-                let received: (message: ControlMessage, descriptor: Int32?)?
-                do { received = try control.receive() } catch { received = nil }
-                guard let received else { break } // supervisor gone
-                if let fd = received.descriptor { close(fd) }
-                if case .spawn(let count) = received.message {
-                    for _ in 0..<count {
-                        let slot = deadlines.takeSlot()
-                        let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld, deadlineSlot: slot)
-                        if let slot { deadlines.assign(slot, to: pid) }
-                        if let pid { children.insert(pid) }
+        // The loop allocates nothing and writes as little memory as it can: every page the
+        // zygote writes after a fork is one more page copied (the child keeps the old one), so
+        // it costs each session a page. The poll set and the message buffer live on the stack,
+        // messages are read and written in place.
+        withUnsafeTemporaryAllocation(of: pollfd.self, capacity: 2) { fds in
+            withUnsafeTemporaryAllocation(byteCount: ControlMessage.maximumSize, alignment: 8) { buffer in
+                fds[0] = pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)
+                fds[1] = pollfd(fd: sigchld, events: Int16(POLLIN), revents: 0)
+                prepareHeapForSessions()
+                while true {
+                    let n = poll(fds.baseAddress, 2, deadlines.pollTimeoutMilliseconds(sessions: children.count))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
+                    deadlines.scan(children)
+                    if n == 0 { continue }
+                    if fds[1].revents != 0 {
+                        rgs_drain_signalfd(sigchld)
+                        reap(&children, deadlines: &deadlines, control: control)
+                    }
+                    if fds[0].revents != 0 {
+                        let received: (bytes: UnsafeRawBufferPointer, descriptor: Int32?)?
+                        do { received = try control.receiveRaw(into: buffer) } catch { received = nil }
+                        guard let received else { return } // supervisor gone
+                        if let fd = received.descriptor { close(fd) }
+                        // The supervisor sends the zygote nothing but spawn requests.
+                        guard let count = ControlMessage.spawnCount(in: received.bytes) else { continue }
+                        for _ in 0..<count {
+                            let useDeadlinePage = deadlines.enabled
+                            if let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld, deadlinePage: useDeadlinePage) {
+                                children.insert(pid)
+                            }
+                        }
                     }
                 }
             }
@@ -166,11 +175,11 @@ public enum Zygote {
             if pid <= 0 { return }
             children.remove(pid)
             let reported = deadlines.reaped(pid, status: status)
-            try? control.send(.exited(pid: pid, waitStatus: reported))
+            try? control.sendExited(pid: pid, waitStatus: reported)
         }
     }
 
-    private static func fork(engine: REngine, settings: WorkerSettings, control: ControlSocket, sigchld: Int32, deadlineSlot: UInt32?) -> pid_t? {
+    private static func fork(engine: REngine, settings: WorkerSettings, control: ControlSocket, sigchld: Int32, deadlinePage: Bool) -> pid_t? {
         let pair: (ControlSocket, ControlSocket)
         do { pair = try ControlSocket.pair() } catch {
             WorkerLog.error("cannot create a session socket: \(error)")
@@ -194,16 +203,14 @@ public enum Zygote {
             if getppid() != zygote { _exit(0) } // the zygote died between fork and prctl
             // Its own deadline page (the zygote enforces the hard time limit); without one, the
             // sandbox starts a watchdog thread.
-            if let deadlineSlot {
-                if rgs_deadline_attach(deadlineSlot) != 0 { WorkerLog.error("cannot map the session's deadline page: errno \(errno)") }
-            } else {
-                rgs_deadline_forget()
+            if deadlinePage, rgs_deadline_attach() != 0 {
+                WorkerLog.error("cannot map the session's deadline page: errno \(errno)")
             }
             SessionProcess(engine: engine, settings: settings, control: sessionEnd).run()
         }
         sessionEnd.close()
         do {
-            try control.send(.spawned(pid: pid), passing: supervisorEnd.descriptor)
+            try control.sendSpawned(pid: pid, passing: supervisorEnd.descriptor)
         } catch {
             kill(pid, SIGKILL)
         }

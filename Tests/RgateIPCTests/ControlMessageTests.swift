@@ -32,6 +32,47 @@ import Testing
         #expect(throws: ControlMessageError.self) { try ControlMessage(decoding: [0xEE, 1, 2]) }
     }
 
+    /// The zygote's allocation-free paths write and read the same bytes as the general codec.
+    @Test(arguments: [Int32(1), 99, 4_194_303, -1, .min, .max])
+    func inPlaceMessagesEqualTheCodec(_ pid: Int32) throws {
+        let (a, b) = try ControlSocket.pair()
+        defer { a.close(); b.close() }
+        var pipeFDs: [Int32] = [-1, -1]
+        #expect(pipe(&pipeFDs) == 0)
+        defer { close(pipeFDs[0]) }
+        try a.sendSpawned(pid: pid, passing: pipeFDs[1])
+        close(pipeFDs[1])
+        let spawned = try #require(try b.receive())
+        #expect(spawned.message == .spawned(pid: pid))
+        let fd = try #require(spawned.descriptor)
+        close(fd)
+        try a.sendExited(pid: pid, waitStatus: pid &+ 7)
+        let exited = try #require(try b.receive())
+        #expect(exited.message == .exited(pid: pid, waitStatus: pid &+ 7))
+        #expect(exited.descriptor == nil)
+    }
+
+    @Test func spawnCountsAreReadInPlaceAndOnlyFromSpawnMessages() throws {
+        let (a, b) = try ControlSocket.pair()
+        defer { b.close() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ControlMessage.maximumSize, alignment: 8)
+        defer { buffer.deallocate() }
+        for count: UInt32 in [0, 1, 4, 0x0102_0304, .max] {
+            try a.send(.spawn(count: count))
+            let raw = try #require(try b.receiveRaw(into: buffer))
+            #expect(raw.descriptor == nil)
+            #expect(ControlMessage.spawnCount(in: raw.bytes) == count)
+            #expect(try ControlMessage(decoding: Array(raw.bytes)) == .spawn(count: count))
+        }
+        for other in Self.samples where other != .spawn(count: 3) {
+            try a.send(other)
+            let raw = try #require(try b.receiveRaw(into: buffer))
+            #expect(ControlMessage.spawnCount(in: raw.bytes) == nil)
+        }
+        a.close()
+        #expect(try b.receiveRaw(into: buffer) == nil)
+    }
+
     @Test func descriptorsTravelWithMessages() throws {
         let (a, b) = try ControlSocket.pair()
         defer { b.close() }

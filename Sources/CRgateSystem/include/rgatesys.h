@@ -64,23 +64,19 @@ uint64_t rgs_monotonic_ns(void);
 /// or wrote into an untouched 2 MiB block, got a whole zeroed huge page (512 pages of its own)
 /// instead of a few. Returns the bytes so prepared.
 size_t rgs_malloc_prepare_top(size_t min_free);
-/// Deadline slots the zygote can hand out (one page each, in a sparse memfd).
-#define RGS_DEADLINE_SLOTS 65536u
 /// Zygote, once: makes the memfd that holds each session's hard-time-limit deadline, one page
-/// per slot, so the zygote can enforce the limits of all its sessions without a thread in each.
-/// Returns 0 on success, else -1 with errno (sessions then fall back to a watchdog thread).
+/// per pid (sparse), so the zygote can enforce the limits of all its sessions without a thread
+/// in each and with no bookkeeping per fork. Returns 0 on success, else -1 with errno (sessions
+/// then fall back to a watchdog thread).
 int rgs_deadlines_create(void);
-/// In a session process just forked: maps its own slot's page (where rgs_watchdog_arm writes)
-/// and closes the memfd, so it can neither read nor write any other session's deadline.
-/// Returns 0 on success.
-int rgs_deadline_attach(unsigned slot);
-/// In a session process just forked without a slot: closes the memfd (a watchdog thread then
-/// enforces its deadline).
-void rgs_deadline_forget(void);
-/// Zygote: 1 when the session in `slot` armed a deadline that has passed.
-int rgs_deadline_expired(unsigned slot);
-/// Zygote, when the session in `slot` was reaped: frees its page (it reads as 0, disarmed).
-void rgs_deadline_release(unsigned slot);
+/// In a session process just forked: maps its own page (its pid's, where rgs_watchdog_arm then
+/// writes) and closes the memfd either way, so it can neither read nor write any other
+/// session's deadline. Returns 0 on success.
+int rgs_deadline_attach(void);
+/// Zygote: 1 when the session `pid` armed a deadline that has passed.
+int rgs_deadline_expired(int pid);
+/// Zygote, when the session `pid` was reaped: frees its page (it reads as 0, disarmed).
+void rgs_deadline_release(int pid);
 /// Starts a watchdog thread that raises SIGALRM in this process once the deadline set with
 /// rgs_watchdog_arm passes (checked every `period_ms`); a no-op returning 0 in a session whose
 /// deadline the zygote enforces (rgs_deadline_attach). Returns 0 on success.
