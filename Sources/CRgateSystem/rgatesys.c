@@ -209,8 +209,9 @@ size_t rgs_malloc_set_aside_free_chunks(size_t *chunks) {
 // and needs a watchdog thread (rgs_watchdog_start).
 size_t rgs_malloc_prepare_top(size_t min_free) {
     // Frees must not give the top back (the growth below would be undone at once, and a session
-    // would shrink and regrow its heap), so the top chunk stays as prepared here.
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    // would shrink and regrow its heap), so the top chunk stays as prepared here. Bounded: a
+    // long-lived shared session still returns a freed top beyond 32 MiB.
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     struct mallinfo2 info = mallinfo2();
     if (info.keepcost < min_free) {
         // In blocks below the mmap threshold, so they come from (and grow) the heap.

@@ -58,8 +58,8 @@ size_t rgs_malloc_set_aside_free_chunks(size_t *chunks);
 /// CLOCK_MONOTONIC now, in nanoseconds.
 uint64_t rgs_monotonic_ns(void);
 /// Prepares the end of malloc's heap (the top chunk, where a forked process's first allocations
-/// land): at least `min_free` bytes (growing the heap if needed, and turning off trimming so it
-/// stays), unmapped and MADV_NOHUGEPAGE past its first page. With glibc.malloc.hugetlb=1 the
+/// land): at least `min_free` bytes (growing the heap if needed, and raising the trim threshold
+/// to 32 MiB so it stays), unmapped and MADV_NOHUGEPAGE past its first page. With glibc.malloc.hugetlb=1 the
 /// heap is advised for transparent huge pages; a session whose first allocations grew the heap,
 /// or wrote into an untouched 2 MiB block, got a whole zeroed huge page (512 pages of its own)
 /// instead of a few. Returns the bytes so prepared.
