@@ -13,10 +13,17 @@ import Glibc
 /// through Swift: every call into R runs under `R_ToplevelExec` in the C shim.
 public final class REngine {
     /// Called when R code runs `q()`; the process exits right after it returns.
-    public var onQuit: ((Int32) -> Void)? {
-        get { QuitHook.handler }
-        set { QuitHook.handler = newValue }
-    }
+    ///
+    /// The hooks live in the engine object, and R's C callbacks reach them through the engine,
+    /// installed once at start: a session forked from a warm process sets its hooks without
+    /// writing a page of global data (each page written in a forked process is a page copied),
+    /// and the engine's own page is written anyway when the session takes a reference to it.
+    public var onQuit: ((Int32) -> Void)?
+
+    /// Handles `self.oobSend(x, code)` / `self.oobMessage(x, code)` from R code. Return the reply
+    /// object for `.message` (nil means NULL) or an error, which R code sees as an R error.
+    /// Without a handler, R code gets an error saying out-of-band messages need a QAP1 connection.
+    public var onOutOfBand: ((OutOfBandKind, RObject, Int32) -> Result<RObject?, EngineError>)?
 
     let console = ConsoleSink()
     /// When set, ``evaluate(utf8:options:)`` keeps the last value in ``keptValue``.
@@ -48,7 +55,16 @@ public final class REngine {
             let sink = Unmanaged<ConsoleSink>.fromOpaque(context).takeUnretainedValue()
             sink.append(UnsafeRawBufferPointer(start: text, count: Int(length)), stderr: isStderr != 0)
         }, Unmanaged.passUnretained(engine.console).toOpaque())
-        rg_set_quit_handler({ status, _ in QuitHook.handler?(status) }, nil)
+        let context = Unmanaged.passUnretained(engine).toOpaque() // the engine lives as long as R
+        rg_set_quit_handler({ status, context in
+            guard let context else { return }
+            Unmanaged<REngine>.fromOpaque(context).takeUnretainedValue().onQuit?(status)
+        }, context)
+        rg_set_oob_handler({ kind, value, code, reply, error, errorLength, context in
+            guard let context, let value else { return -1 }
+            let engine = Unmanaged<REngine>.fromOpaque(context).takeUnretainedValue()
+            return engine.outOfBand(kind: kind, value: value, code: code, reply: reply, error: error, errorLength: errorLength)
+        }, context)
         return engine
     }
 
@@ -259,13 +275,10 @@ public struct EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// The q() hook. R exists once per process, so the hook is process-wide.
-enum QuitHook {
-    // Safe: written and read only on the single thread that runs R (see REngine's contract).
-    nonisolated(unsafe) static var handler: ((Int32) -> Void)?
-}
-
 /// Collects console output during one evaluation, bounded in size.
+///
+/// An evaluation that prints nothing writes nothing here: in a session forked from the zygote,
+/// the sink's pages (and its array's storage, made during the zygote's warm-up) stay shared.
 final class ConsoleSink {
     private var chunks: [ConsoleChunk] = []
     private var bytes = 0
@@ -273,15 +286,16 @@ final class ConsoleSink {
     private(set) var truncated = false
 
     func begin(limit: Int) {
-        chunks.removeAll(keepingCapacity: true)
-        bytes = 0
-        self.limit = limit
-        truncated = false
+        if !chunks.isEmpty { chunks.removeAll(keepingCapacity: true) }
+        if bytes != 0 { bytes = 0 }
+        if self.limit != limit { self.limit = limit }
+        if truncated { truncated = false }
     }
 
     func snapshot() -> [ConsoleChunk] { chunks }
 
     func end() -> [ConsoleChunk] {
+        guard !chunks.isEmpty else { return [] } // not a reference to the kept storage
         defer { chunks.removeAll(keepingCapacity: true) }
         return chunks
     }

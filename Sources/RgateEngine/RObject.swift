@@ -201,49 +201,41 @@ public enum OutOfBandKind: Sendable, Hashable {
     case message
 }
 
-/// The process-wide out-of-band hook (R exists once per process).
-enum OutOfBandHook {
-    // Safe: only used on the single thread that runs R.
-    nonisolated(unsafe) static var handler: ((OutOfBandKind, RObject, Int32) -> Result<RObject?, EngineError>)?
-}
-
 extension REngine {
-    /// Handles `self.oobSend(x, code)` / `self.oobMessage(x, code)` from R code. Return the reply
-    /// object for `.message` (nil means NULL) or an error, which R code sees as an R error.
-    public var onOutOfBand: ((OutOfBandKind, RObject, Int32) -> Result<RObject?, EngineError>)? {
-        get { OutOfBandHook.handler }
-        set {
-            OutOfBandHook.handler = newValue
-            if newValue == nil {
-                rg_set_oob_handler(nil, nil)
-                return
-            }
-            rg_set_oob_handler({ kind, value, code, reply, error, errorLength, _ in
-                guard let handler = OutOfBandHook.handler, let value else { return -1 }
-                rg_preserve(value)
-                let object = RObject(preserved: value)
-                switch handler(kind == 0 ? .send : .message, object, code) {
-                case .success(let answer):
-                    guard kind == 1 else { return 0 }
-                    if let answer {
-                        rg_preserve(answer.sexp)
-                        reply?.pointee = answer.sexp
-                    } else {
-                        let nilValue = rg_nil()!
-                        rg_preserve(nilValue)
-                        reply?.pointee = nilValue
-                    }
-                    return 0
-                case .failure(let failure):
-                    if let error {
-                        let bytes = Array(failure.message.utf8.prefix(errorLength - 1)) + [0]
-                        bytes.withUnsafeBufferPointer { src in
-                            UnsafeMutableRawPointer(error).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
-                        }
-                    }
-                    return -1
+    /// R code's out-of-band call, from the C shim: runs ``onOutOfBand`` and stores its answer in
+    /// `reply` (preserved) or its message in `error`. Returns 0, or -1 for an R error.
+    func outOfBand(
+        kind: Int32, value: rg_sexp, code: Int32, reply: UnsafeMutablePointer<rg_sexp?>?,
+        error: UnsafeMutablePointer<CChar>?, errorLength: Int
+    ) -> Int32 {
+        func fail(_ message: String) -> Int32 {
+            if let error, errorLength > 0 {
+                let bytes = Array(message.utf8.prefix(errorLength - 1)) + [0]
+                bytes.withUnsafeBufferPointer { src in
+                    UnsafeMutableRawPointer(error).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
                 }
-            }, nil)
+            }
+            return -1
+        }
+        guard let handler = onOutOfBand else {
+            return fail("out-of-band messages are only available on a QAP1 (Rserve protocol) connection")
+        }
+        rg_preserve(value)
+        let object = RObject(preserved: value)
+        switch handler(kind == 0 ? .send : .message, object, code) {
+        case .success(let answer):
+            guard kind == 1 else { return 0 }
+            if let answer {
+                rg_preserve(answer.sexp)
+                reply?.pointee = answer.sexp
+            } else {
+                let nilValue = rg_nil()!
+                rg_preserve(nilValue)
+                reply?.pointee = nilValue
+            }
+            return 0
+        case .failure(let failure):
+            return fail(failure.message)
         }
     }
 }

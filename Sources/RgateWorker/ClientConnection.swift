@@ -122,3 +122,12 @@ struct ClientConnection {
         }
     }
 }
+
+extension ByteBuffer {
+    /// A buffer with storage of its own, for sessions. `ByteBuffer()` shares one empty storage
+    /// object, made in the zygote: a session taking a reference to it writes its reference
+    /// count, and so gets a private copy of its page.
+    static func fresh(capacity: Int = 256) -> ByteBuffer {
+        ByteBufferAllocator().buffer(capacity: max(capacity, 1))
+    }
+}

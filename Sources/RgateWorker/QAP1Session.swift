@@ -33,7 +33,7 @@ final class QAP1Session {
     /// Whether the connection was switched to TLS (once only).
     private var switched = false
     private var decoder: QAP1MessageDecoder
-    private var buffer = ByteBuffer()
+    private var buffer = ByteBuffer.fresh(capacity: 64 << 10)
     private var openFile: UnsafeMutablePointer<FILE>?
     private var ended: SessionEndReason?
 
@@ -140,9 +140,8 @@ final class QAP1Session {
 
     // MARK: Responses
 
-    private func respond(_ command: QAP1Command, payload: ByteBuffer = ByteBuffer()) -> Bool {
-        var out = ByteBuffer()
-        out.reserveCapacity(QAP1Header.size + payload.readableBytes)
+    private func respond(_ command: QAP1Command, payload: ByteBuffer = ByteBuffer.fresh(capacity: 1)) -> Bool {
+        var out = ByteBuffer.fresh(capacity: QAP1Header.size + payload.readableBytes)
         QAP1Message(command: command, payload: payload, messageID: replyID).encode(into: &out)
         return client.writeAll(out)
     }
@@ -150,14 +149,14 @@ final class QAP1Session {
     private func respond(error status: QAP1Status) -> Bool { respond(.error(status)) }
 
     private func respondOK(_ parameters: [QAP1Parameter] = []) -> Bool {
-        var payload = ByteBuffer()
+        var payload = ByteBuffer.fresh()
         for p in parameters { p.encode(into: &payload) }
         return respond(.responseOK, payload: payload)
     }
 
     /// Encodes a result straight from R's memory into the response (one copy of the data).
     private func respondOK(object: RObject) -> Bool {
-        var out = ByteBuffer()
+        var out = ByteBuffer.fresh()
         var external: [(offset: Int, data: UnsafeRawBufferPointer)] = []
         do {
             // Large numeric vectors are sent from R's memory (writev), not copied.
@@ -386,7 +385,7 @@ final class QAP1Session {
             capabilities[token] = login ? "" : name
             refs.append(RValue(.character([token]), attributes: [RAttribute(name: "class", value: .character(["OCref"]))]))
         }
-        var payload = ByteBuffer()
+        var payload = ByteBuffer.fresh()
         do { try QAP1Parameter.sexp(.list(refs, names: names)).encode(into: &payload) } catch { return false }
         return respond(command, payload: payload)
     }
@@ -536,7 +535,7 @@ final class QAP1Session {
         guard returnValue else { return respondOK() }
         guard let object else {
             // Code with no expression: Rserve returns the (empty) parse result, expression().
-            var payload = ByteBuffer()
+            var payload = ByteBuffer.fresh()
             QAP1Parameter.writeHeader(type: QAP1Parameter.DataType.sexp, length: 4, into: &payload)
             payload.writeInteger(UInt32(QAP1SEXP.XT.vectorExp), endianness: .little)
             return respond(.responseOK, payload: payload)
@@ -615,7 +614,7 @@ final class QAP1Session {
         var key = [UInt8](repeating: 0, count: 32)
         var rng = SystemRandomNumberGenerator()
         for i in key.indices { key[i] = rng.next() }
-        var payload = ByteBuffer()
+        var payload = ByteBuffer.fresh()
         QAP1Parameter.int(Int32(port)).encode(into: &payload)
         QAP1Parameter.bytes(ByteBuffer(bytes: key)).encode(into: &payload)
         guard respond(.responseOK, payload: payload) else { close(listener); return false }
@@ -755,7 +754,7 @@ final class QAP1Session {
         guard evaluation.error == nil, let result else { return respond(error: QAP1Status(rawValue: 1)) }
         guard case .success(let null) = engine.makeObjectResult(.null),
               case .success(let bytes) = engine.callBase("serialize", [result, null]) else { return respond(error: .rError) }
-        let payload = bytes.withRawBytes { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+        let payload = bytes.withRawBytes { ByteBuffer(bytes: $0) } ?? ByteBuffer.fresh(capacity: 1)
         return respond(.responseOK, payload: payload)
     }
 
@@ -796,7 +795,7 @@ final class QAP1Session {
     private func outOfBand(_ kind: OutOfBandKind, _ object: RObject, _ code: Int32) -> Result<RObject?, EngineError> {
         let base: QAP1Command = kind == .send ? .oobSend : .oobMessage
         let command = QAP1Command(rawValue: base.rawValue | (UInt32(bitPattern: code) & 0xfff))
-        var payload = ByteBuffer()
+        var payload = ByteBuffer.fresh()
         do {
             // Straight from R's memory, like results.
             try QAP1SEXP.encode(source: object.view, into: &payload) { size, buffer in

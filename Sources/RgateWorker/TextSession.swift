@@ -30,7 +30,7 @@ struct TextSession {
         engine.cancelWhenPeerCloses(client.descriptor)
         defer { engine.cancelWhenPeerCloses(nil) }
         var decoder = TextRequestDecoder(maximumCodeBytes: Int(clamping: assignment.maxRequestBytes))
-        var buffer = ByteBuffer()
+        var buffer = ByteBuffer.fresh(capacity: 64 << 10)
         while true {
             // Decode everything already buffered before reading more.
             do {
@@ -98,7 +98,7 @@ struct TextSession {
             for chunk in engine.pendingOutput() { text += chunk.text }
             text += "[rgate: the R session ended because the code called q(); connect again for a new session]\n"
             if wantsStatus { text = TextReply.statusPrefix + "session-ended\n" + text }
-            var out = ByteBuffer()
+            var out = ByteBuffer.fresh()
             TextReply(body: encoding.encode(text)).encode(into: &out)
             client.writeAll(out)
             shutdown(client.descriptor, Int32(SHUT_RDWR))
@@ -129,7 +129,7 @@ struct TextSession {
         if wantsStatus {
             text = TextReply.statusPrefix + (evaluation.error?.code.rawValue ?? "ok") + "\n" + text
         }
-        var out = ByteBuffer()
+        var out = ByteBuffer.fresh()
         TextReply(body: encoding.encode(text)).encode(into: &out)
         return client.writeAll(out)
     }
@@ -155,7 +155,7 @@ struct TextSession {
     private func reject(_ error: TextProtocolError, encoding: TextEncoding, status: Bool) -> Bool {
         var text = "Error: rgate: \(error.message)\n"
         if status { text = TextReply.statusPrefix + "protocol-error\n" + text }
-        var out = ByteBuffer()
+        var out = ByteBuffer.fresh()
         TextReply(body: encoding.encode(text)).encode(into: &out)
         return client.writeAll(out)
     }

@@ -109,8 +109,7 @@ public enum Zygote {
                         // The supervisor sends the zygote nothing but spawn requests.
                         guard let count = ControlMessage.spawnCount(in: received.bytes) else { continue }
                         for _ in 0..<count {
-                            let useDeadlinePage = deadlines.enabled
-                            if let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld, deadlinePage: useDeadlinePage) {
+                            if let pid = fork(engine: engine, settings: settings, control: control, sigchld: sigchld, deadlinePage: deadlines.enabled) {
                                 children.insert(pid)
                             }
                         }
