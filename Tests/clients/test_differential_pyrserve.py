@@ -12,7 +12,7 @@ import clientsupport as cs
 
 
 DEVIATION_INTERACTIVE = (
-    "deliberate deviation (not in README): rgate runs R with R_Interactive = FALSE (REngine's 'safe "
+    "deliberate deviation (README, QAP1 differences table): rgate runs R with R_Interactive = FALSE (REngine's 'safe "
     "settings'), Rserve defaults to `interactive yes` (notes §2.1/§2.2), so interactive() and everything "
     "that depends on it (options('keep.source'), srcrefs on functions, menu()/readline() behaviour) differ"
 )
