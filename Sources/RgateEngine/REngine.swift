@@ -55,7 +55,9 @@ public final class REngine {
             let sink = Unmanaged<ConsoleSink>.fromOpaque(context).takeUnretainedValue()
             sink.append(UnsafeRawBufferPointer(start: text, count: Int(length)), stderr: isStderr != 0)
         }, Unmanaged.passUnretained(engine.console).toOpaque())
-        let context = Unmanaged.passUnretained(engine).toOpaque() // the engine lives as long as R
+        // R's callbacks reach the engine through this reference, which is never released: R
+        // runs until the process ends, and so must the engine (and its console sink) it calls.
+        let context = Unmanaged.passRetained(engine).toOpaque()
         rg_set_quit_handler({ status, context in
             guard let context else { return }
             Unmanaged<REngine>.fromOpaque(context).takeUnretainedValue().onQuit?(status)
