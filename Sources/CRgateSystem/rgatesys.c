@@ -134,8 +134,8 @@ void rgs_drain_signalfd(int fd) {
     // One read takes everything pending (standard signals do not queue, so there is at most
     // one SIGCHLD); not reading until EAGAIN spares a write to errno, a page the zygote would
     // otherwise copy again after every fork.
-    struct signalfd_siginfo info[8];
-    (void)read(fd, info, sizeof info);
+    struct signalfd_siginfo info;
+    (void)read(fd, &info, sizeof info);
 }
 
 int rgs_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

@@ -49,8 +49,8 @@ public struct ControlSocket: Sendable, Hashable {
         }
     }
 
-    /// Receives the next message into `buffer` (reused by the caller; at least
-    /// ``ControlMessage/maximumSize`` bytes): the raw bytes and the descriptor sent with them,
+    /// Receives the next message into `buffer` (reused by the caller; a message longer than the
+    /// buffer arrives cut to its size): the raw bytes and the descriptor sent with them,
     /// `nil` at end of stream. Allocates nothing, for the zygote's loop (every page the zygote
     /// writes between forks is copied once more per session); decode with
     /// ``ControlMessage/init(decoding:)`` or ``ControlMessage/spawnCount(in:)``.

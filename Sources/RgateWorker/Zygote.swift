@@ -83,9 +83,11 @@ public enum Zygote {
         // The loop allocates nothing and writes as little memory as it can: every page the
         // zygote writes after a fork is one more page copied (the child keeps the old one), so
         // it costs each session a page. The poll set and the message buffer live on the stack,
-        // messages are read and written in place.
+        // messages are read and written in place. The buffer is small (the zygote receives
+        // nothing but 5-byte spawn requests; a longer message arrives cut short, is no spawn
+        // request and is ignored), so the loop's frames span fewer stack pages.
         withUnsafeTemporaryAllocation(of: pollfd.self, capacity: 2) { fds in
-            withUnsafeTemporaryAllocation(byteCount: ControlMessage.maximumSize, alignment: 8) { buffer in
+            withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buffer in
                 fds[0] = pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)
                 fds[1] = pollfd(fd: sigchld, events: Int16(POLLIN), revents: 0)
                 prepareHeapForSessions()

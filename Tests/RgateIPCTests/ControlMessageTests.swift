@@ -73,6 +73,25 @@ import Testing
         #expect(try b.receiveRaw(into: buffer) == nil)
     }
 
+    /// The zygote reads into a 64-byte buffer: a longer message arrives cut to the buffer, is
+    /// no spawn request, and the next message is read whole (message boundaries hold).
+    @Test func aLongMessageIntoASmallBufferIsCutAndIgnored() throws {
+        let (a, b) = try ControlSocket.pair()
+        defer { b.close() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        let long = try #require(Self.samples.first { $0.encoded().count > 64 })
+        try a.send(long)
+        try a.send(.spawn(count: 2))
+        let cut = try #require(try b.receiveRaw(into: buffer))
+        #expect(cut.bytes.count == 64)
+        #expect(ControlMessage.spawnCount(in: cut.bytes) == nil)
+        let next = try #require(try b.receiveRaw(into: buffer))
+        #expect(ControlMessage.spawnCount(in: next.bytes) == 2)
+        a.close()
+        #expect(try b.receiveRaw(into: buffer) == nil)
+    }
+
     @Test func descriptorsTravelWithMessages() throws {
         let (a, b) = try ControlSocket.pair()
         defer { b.close() }
