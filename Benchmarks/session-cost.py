@@ -3,12 +3,13 @@
 page faults and latency of the first request in a new session against later ones.
 
 Usage:
-  Benchmarks/session-cost.py RGATE_BIN [--seconds 5] [--connections 1,8] [--samples 10]
-                             [-- extra serve arguments, e.g. --workers 8]
+  Benchmarks/session-cost.py RGATE_BIN [--protocol text|qap1] [--seconds 5] [--connections 1,8]
+                             [--samples 10] [-- extra serve arguments, e.g. --workers 8]
   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 Benchmarks/session-cost.py ...   # env reaches the zygote
 
-It starts `RGATE_BIN serve --text-port 0 --log-level warning [extra]` in its own process
-group, then:
+It starts `RGATE_BIN serve --text-port 0 --qap-port off --log-level warning [extra]` (with
+`--protocol qap1`: `--text-port off --qap-port 0`, and Benchmarks/qapload instead of textload:
+P2's sessions rather than P6's) in its own process group, then:
  1. for each connection count: runs Benchmarks/textload in fresh mode (one connection per
     request) and reads /proc before and after, giving CPU microseconds per session spent in
     the supervisor, the zygote (forking replacements) and the session processes themselves
@@ -25,7 +26,7 @@ With --perf (needs perf, Debian's linux-perf, and root or perf_event_paranoid <=
  5. records every user page fault of the session processes during --fault-requests fresh
     sessions and counts them per session by what they hit (R's heap written, library code
     run, the stack, ...): the pages a session copies from the zygote.
-Needs Linux /proc, cc (to build textload) and python3. Ends the server it started.
+Needs Linux /proc, cc (to build textload and qapload) and python3. Ends the server it started.
 """
 import argparse
 import bisect
@@ -44,6 +45,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 REQUEST = b"UTF-8\n" + struct.pack("<Q", 3) + b"1+1"
+# QAP1 eval of "1+1": header (command, length, offset, length high), one DT_STRING parameter.
+QAP_REQUEST = struct.pack("<IIII", 0x003, 8, 0, 0) + struct.pack("<I", 4 | 4 << 8) + b"1+1\0"
+
+# Per protocol: the serve arguments, the line that names the port, the load generator.
+PROTOCOLS = {
+    "text": {"serve": ["--text-port", "0", "--qap-port", "off"], "listening": "rgate: listening text ",
+             "tool": "textload"},
+    "qap1": {"serve": ["--text-port", "off", "--qap-port", "0"], "listening": "rgate: listening qap1 ",
+             "tool": "qapload"},
+}
 
 
 def children(pid):
@@ -68,7 +79,14 @@ def recv_exact(sock, n):
     return data
 
 
-def request(sock):
+def request(sock, protocol):
+    if protocol == "qap1":
+        sock.sendall(QAP_REQUEST)
+        command, length, _, high = struct.unpack("<IIII", recv_exact(sock, 16))
+        reply = recv_exact(sock, length | high << 32)
+        if command != 0x10001 or struct.pack("<d", 2.0) not in reply:
+            raise RuntimeError(f"unexpected reply {command:#x} {reply!r}")
+        return
     sock.sendall(REQUEST)
     (length,) = struct.unpack("<Q", recv_exact(sock, 8))
     reply = recv_exact(sock, length)
@@ -76,9 +94,19 @@ def request(sock):
         raise RuntimeError(f"unexpected reply {reply!r}")
 
 
-def start(binary, extra, logdir):
+def load(tool, protocol, port, connections=1, seconds=None, requests=None, warmup=0):
+    """The load generator's command line: fresh sessions, one request each."""
+    if protocol == "qap1":
+        cmd = [tool, "fresh", "--port", str(port), "--connections", str(connections)]
+    else:
+        cmd = [tool, "--port", str(port), "--mode", "fresh", "--connections", str(connections), "--expect", "[1] 2"]
+    cmd += ["--duration", str(seconds)] if seconds is not None else ["--requests", str(requests)]
+    return cmd + (["--warmup", str(warmup)] if warmup else [])
+
+
+def start(binary, protocol, extra, logdir):
     log = open(os.path.join(logdir, "rgate.log"), "w+")
-    proc = subprocess.Popen([binary, "serve", "--text-port", "0", "--log-level", "warning", *extra],
+    proc = subprocess.Popen([binary, "serve", *PROTOCOLS[protocol]["serve"], "--log-level", "warning", *extra],
                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                             start_new_session=True, text=True)
     deadline = time.time() + 60
@@ -86,7 +114,7 @@ def start(binary, extra, logdir):
         line = proc.stdout.readline()
         if not line:
             break
-        if line.startswith("rgate: listening text "):
+        if line.startswith(PROTOCOLS[protocol]["listening"]):
             port = int(line.rsplit(":", 1)[1])
             zygotes = [c for c in children(proc.pid) if b"worker" in open(f"/proc/{c}/cmdline", "rb").read()]
             if zygotes:
@@ -107,10 +135,9 @@ def stop(proc):
         pass
 
 
-def cpu_split(textload, supervisor, zygote, port, connections, seconds):
+def cpu_split(tool, protocol, supervisor, zygote, port, connections, seconds):
     s0, z0 = stat(supervisor), stat(zygote)
-    out = subprocess.run([textload, "--port", str(port), "--mode", "fresh", "--connections", str(connections),
-                          "--duration", str(seconds), "--warmup", "20", "--expect", "[1] 2"],
+    out = subprocess.run(load(tool, protocol, port, connections, seconds=seconds, warmup=20),
                          capture_output=True, text=True, timeout=seconds + 90).stdout
     time.sleep(0.5)  # the last sessions exit and are reaped
     s1, z1 = stat(supervisor), stat(zygote)
@@ -126,7 +153,7 @@ def cpu_split(textload, supervisor, zygote, port, connections, seconds):
     }
 
 
-def first_vs_later(zygote, port, samples):
+def first_vs_later(zygote, protocol, port, samples):
     rows = []
     for _ in range(samples):
         time.sleep(0.3)
@@ -139,7 +166,9 @@ def first_vs_later(zygote, port, samples):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         t0 = time.perf_counter()
-        request(sock)
+        if protocol == "qap1":
+            recv_exact(sock, 32)  # the server's identification, then the request
+        request(sock, protocol)
         t1 = time.perf_counter()
         serving, after1 = None, None
         for pid, faults in before.items():
@@ -150,7 +179,7 @@ def first_vs_later(zygote, port, samples):
             if now != faults:
                 serving, after1 = pid, now
         t2 = time.perf_counter()
-        request(sock)
+        request(sock, protocol)
         t3 = time.perf_counter()
         after2 = stat(serving)[0] if serving else None
         sock.close()
@@ -188,12 +217,12 @@ PATHS = [
 ]
 
 
-def cpu_paths(textload, port, seconds, tmp):
+def cpu_paths(tool, protocol, port, seconds, tmp):
     data = os.path.join(tmp, "cpu.data")
     rec = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-a", "-o", data, "--", "sleep", str(seconds + 1)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    subprocess.run([textload, "--port", str(port), "--mode", "fresh", "--duration", str(seconds)], capture_output=True)
+    subprocess.run(load(tool, protocol, port, seconds=seconds), capture_output=True)
     rec.wait()
     script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True, text=True).stdout
     by_comm, paths, total = {}, {}, 0
@@ -212,12 +241,12 @@ def cpu_paths(textload, port, seconds, tmp):
     return total, by_comm, paths
 
 
-def fault_sources(textload, port, zygote, requests, tmp):
+def fault_sources(tool, protocol, port, zygote, requests, tmp):
     maps = mappings(zygote)
     starts = [m[0] for m in maps]
     data = os.path.join(tmp, "faults.data")
-    subprocess.run(["perf", "record", "-e", "exceptions:page_fault_user", "-a", "-o", data, "--", textload,
-                    "--port", str(port), "--mode", "fresh", "--requests", str(requests)], capture_output=True)
+    subprocess.run(["perf", "record", "-e", "exceptions:page_fault_user", "-a", "-o", data, "--",
+                    *load(tool, protocol, port, requests=requests)], capture_output=True)
     script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,trace"], capture_output=True, text=True).stdout
     counts, pids = {}, set()
     for line in script.splitlines():
@@ -242,6 +271,8 @@ def fault_sources(textload, port, zygote, requests, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary")
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="text",
+                    help="fresh sessions of the text protocol (P6) or of QAP1 (P2)")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--connections", default="1,8")
     ap.add_argument("--samples", type=int, default=10)
@@ -251,10 +282,10 @@ def main():
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="session-cost.") as tmp:
-        textload = os.path.join(tmp, "textload")
-        subprocess.run(["cc", "-O2", "-o", textload, os.path.join(HERE, "textload", "textload.c"), "-lpthread"],
-                       check=True)
-        proc, port, zygote = start(os.path.abspath(args.binary), args.extra, tmp)
+        name = PROTOCOLS[args.protocol]["tool"]
+        tool = os.path.join(tmp, name)
+        subprocess.run(["cc", "-O2", "-o", tool, os.path.join(HERE, name, f"{name}.c"), "-lpthread"], check=True)
+        proc, port, zygote = start(os.path.abspath(args.binary), args.protocol, args.extra, tmp)
         try:
             with open(f"/proc/{zygote}/status") as f:
                 mem = {k: v.strip() for k, v in (l.split(":", 1) for l in f) if k in ("VmRSS", "RssAnon", "VmPTE")}
@@ -264,18 +295,18 @@ def main():
                     huge = next((l.split(":", 1)[1].strip() for l in f if l.startswith("AnonHugePages")), "?")
             except OSError:
                 pass
-            print(f"rgate {args.binary} {' '.join(args.extra)}; zygote pid {zygote}: RSS {mem.get('VmRSS')}, "
+            print(f"rgate {args.binary} {' '.join(args.extra)}; {args.protocol} sessions; zygote pid {zygote}: RSS {mem.get('VmRSS')}, "
                   f"anon {mem.get('RssAnon')}, of which huge pages {huge}, page tables {mem.get('VmPTE')}")
             print(f"load average now: {open('/proc/loadavg').read().split()[:3]} (other work skews these figures)")
             print()
             print("fresh mode, CPU microseconds per session (supervisor / zygote fork / session process):")
             for c in [int(x) for x in args.connections.split(",") if x]:
-                result, cpu = cpu_split(textload, proc.pid, zygote, port, c, args.seconds)
-                print(f"  {c:>2} conn: rps {result['rps']:7.0f}  p50 {result['p50_us']:6} us  p99 {result['p99_us']:6} us"
+                result, cpu = cpu_split(tool, args.protocol, proc.pid, zygote, port, c, args.seconds)
+                print(f"  {c:>2} conn: rps {result['rps']:7.0f}  p50 {result['p50_us']:6.0f} us  p99 {result['p99_us']:6.0f} us"
                       f"  | cpu/session: supervisor {cpu['supervisor']:5.0f}  zygote {cpu['zygote (fork)']:5.0f}"
                       f"  session {cpu['session']:5.0f} (user {cpu['session user']:.0f}, sys {cpu['session sys']:.0f})"
                       f"  total {cpu['supervisor'] + cpu['zygote (fork)'] + cpu['session']:5.0f}")
-            rows = first_vs_later(zygote, port, args.samples)
+            rows = first_vs_later(zygote, args.protocol, port, args.samples)
             if rows:
                 med = lambda i: statistics.median(r[i] for r in rows)
                 print()
@@ -290,7 +321,7 @@ def main():
                 else:
                     maps = mappings(zygote)
                     print(f"\nthe zygote has {len(maps)} memory mappings; every fork copies and every exit tears down each")
-                    total, by_comm, paths = cpu_paths(textload, port, args.seconds, tmp)
+                    total, by_comm, paths = cpu_paths(tool, args.protocol, port, args.seconds, tmp)
                     print(f"CPU samples on all CPUs during a {args.seconds:g} s fresh-mode run, by process:")
                     for comm, n in sorted(by_comm.items(), key=lambda kv: -kv[1])[:6]:
                         print(f"  {comm:<16} {n / total * 100:5.1f}%")
@@ -298,7 +329,7 @@ def main():
                     print("session processes' CPU by path:")
                     for name, n in sorted(paths.items(), key=lambda kv: -kv[1]):
                         print(f"  {name:<30} {n / spent * 100:5.1f}%")
-                    sessions, counts = fault_sources(textload, port, zygote, args.fault_requests, tmp)
+                    sessions, counts = fault_sources(tool, args.protocol, port, zygote, args.fault_requests, tmp)
                     if sessions:
                         print(f"user page faults per session ({sessions} fresh sessions), by what they hit:")
                         for (name, kind), n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
