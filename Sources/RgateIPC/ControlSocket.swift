@@ -32,19 +32,13 @@ public struct ControlSocket: Sendable, Hashable {
 
     /// Receives the next message and the descriptor sent with it, or `nil` at end of stream.
     public func receive() throws(SystemError) -> (message: ControlMessage, descriptor: Int32?)? {
-        var buffer = [UInt8](repeating: 0, count: ControlMessage.maximumSize)
-        var fd: Int32 = -1
-        let n = buffer.withUnsafeMutableBytes { rgs_recv_with_fd(descriptor, $0.baseAddress, $0.count, &fd) }
-        if n < 0 { throw SystemError("recvmsg") }
-        if n == 0 {
-            if fd >= 0 { Glibc.close(fd) }
-            return nil
-        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ControlMessage.maximumSize, alignment: 8)
+        defer { buffer.deallocate() }
+        guard let (bytes, fd) = try receiveRaw(into: buffer) else { return nil }
         do {
-            let message = try ControlMessage(decoding: Array(buffer[0..<n]))
-            return (message, fd >= 0 ? fd : nil)
+            return (try ControlMessage(decoding: Array(bytes)), fd)
         } catch {
-            if fd >= 0 { Glibc.close(fd) }
+            if let fd { Glibc.close(fd) }
             throw SystemError("bad control message: \(error)", errno: EPROTO)
         }
     }
