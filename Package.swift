@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "RgateText", targets: ["RgateText"]),
         .library(name: "RgateQAP1", targets: ["RgateQAP1"]),
         .library(name: "RgateClient", targets: ["RgateClient"]),
+        .library(name: "RgateBridge", targets: ["RgateBridge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -45,6 +46,9 @@ let package = Package(
             dependencies: ["RgateModel", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // The data plane between the supervisor and a session process (requests, replies, values
+        // encoded in the session) and the session API's contract; pure Swift on NIOCore.
+        .target(name: "RgateBridge", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         // Authentication: Rserve password files (plain, $md5, $sha1, unix crypt).
         .target(
             name: "RgateAuth",
@@ -62,7 +66,7 @@ let package = Package(
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "RgateQAP1", "RgateIPC", "RgatePolicy", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateQAP1", "RgateBridge", "RgateIPC", "RgatePolicy", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -72,7 +76,7 @@ let package = Package(
         .target(
             name: "RgateServer",
             dependencies: [
-                "CRgateSystem", "RgateIPC", "RgateText", "RgateQAP1", "RgateAuth", "RgatePolicy",
+                "CRgateSystem", "RgateIPC", "RgateText", "RgateQAP1", "RgateBridge", "RgateAuth", "RgatePolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,6 +114,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "RgateBridgeTests",
+            dependencies: [
+                "RgateBridge", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RgatePolicyTests", dependencies: ["RgatePolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
@@ -125,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RgateServerTests",
-            dependencies: ["RgateServer", "RgateClient", "RgateText"],
+            dependencies: ["RgateServer", "RgateClient", "RgateText", "RgateBridge", "RgateQAP1", "RgateModel"],
             swiftSettings: swiftSettings
         ),
     ]

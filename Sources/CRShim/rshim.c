@@ -77,9 +77,11 @@ static int read_console(const char *prompt, unsigned char *buf, int len, int his
 
 static int hangup_fd = -1;
 static int hangup_seen = 0;
+static int hangup_on_input = 0;
 static uint64_t hangup_next_check = 0;
 
-void rg_set_hangup_watch(int fd) { hangup_fd = fd; hangup_seen = 0; hangup_next_check = 0; }
+void rg_set_hangup_watch(int fd) { hangup_fd = fd; hangup_seen = 0; hangup_on_input = 0; hangup_next_check = 0; }
+void rg_set_cancel_watch(int fd) { hangup_fd = fd; hangup_seen = 0; hangup_on_input = 1; hangup_next_check = 0; }
 
 static void process_events(void) {
     uint64_t d = deadline_ns;
@@ -94,8 +96,11 @@ static void process_events(void) {
             R_interrupts_pending = 1;
         } else if (now >= hangup_next_check) {
             hangup_next_check = now + 100000000ull;
-            struct pollfd p = { hangup_fd, POLLRDHUP, 0 };
-            if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            // With a cancel watch, anything readable stops the evaluation too (the supervisor
+            // sends nothing during a request but a cancel).
+            short events = POLLRDHUP | (hangup_on_input ? POLLIN : 0);
+            struct pollfd p = { hangup_fd, events, 0 };
+            if (poll(&p, 1, 0) > 0 && (p.revents & (events | POLLHUP | POLLERR))) {
                 hangup_seen = 1;
                 R_interrupts_pending = 1;
             }
@@ -372,7 +377,7 @@ static const char *bootstrap_code =
     "    message = function(m) rec$messages <- c(rec$messages, conditionMessage(m)),\n"
     "    error = function(e) {\n"
     "      msg <- conditionMessage(e); call <- realcall(conditionCall(e))\n"
-    "      rec$error <- list(message = msg, call = call)\n"
+    "      rec$error <- list(message = msg, call = call, class = class(e))\n"
     "      txt <- if (is.null(call)) paste0('Error: ', msg) else {\n"
     "        d <- dcall(call)\n"
     "        paste0('Error in ', d, ' : ', if (14L + nchar(d, 'w') + line1w(msg) > 75L) '\\n  ' else '', msg)\n"

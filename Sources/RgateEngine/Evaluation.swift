@@ -91,6 +91,9 @@ public struct EvaluationError: Error, Sendable, Hashable {
     public var call: String?
     /// Which top-level expression (0-based) failed; `nil` for parse errors.
     public var expressionIndex: Int?
+    /// The R condition's classes (`class(e)`, e.g. `simpleError`, `error`, `condition`) for
+    /// runtime errors; empty otherwise.
+    public var classes: [String] = []
 
     /// Creates an error.
     public init(code: Code, message: String, call: String? = nil, expressionIndex: Int? = nil) {

@@ -80,6 +80,13 @@ public final class REngine {
         rg_set_hangup_watch(descriptor ?? -1)
     }
 
+    /// Interrupts evaluations when the peer of `descriptor` closes its connection or sends
+    /// anything (a cancel request: the peer sends nothing else while a request runs); nil: stop
+    /// watching. The evaluation's error is then ``EvaluationError/Code/cancelled``.
+    public func cancelWhenPeerSends(_ descriptor: Int32?) {
+        if let descriptor { rg_set_cancel_watch(descriptor) } else { rg_set_hangup_watch(-1) }
+    }
+
     /// The console output of the evaluation in progress so far (for a `q()` handler).
     public func pendingOutput() -> [ConsoleChunk] { console.snapshot() }
 
@@ -243,11 +250,15 @@ public final class REngine {
         }
         var message = "unknown error"
         var call: String?
+        var classes: [String] = []
         if let e = rg_recorded_error(), rg_is_nil(e) == 0, rg_typeof(e) == Int32(RG_VECSXP), rg_length(e) >= 2 {
             message = stringVector(rg_vector_elt(e, 0)).first ?? message
             if let c = rg_vector_elt(e, 1), rg_is_nil(c) == 0 { call = deparse(c) }
+            if rg_length(e) >= 3 { classes = stringVector(rg_vector_elt(e, 2)) }
         }
-        return EvaluationError(code: .runtime, message: message, call: call, expressionIndex: index)
+        var error = EvaluationError(code: .runtime, message: message, call: call, expressionIndex: index)
+        error.classes = classes
+        return error
     }
 
     func stringVector(_ x: rg_sexp?) -> [String] {

@@ -155,12 +155,16 @@ public struct WireProtocol: RawRepresentable, Sendable, Hashable, CustomStringCo
     public static let qap1 = WireProtocol(rawValue: 2)
     /// Rserve's QAP1 in object-capability mode (`qap.oc`): only calls of capabilities.
     public static let ocap = WireProtocol(rawValue: 3)
+    /// The data plane (RgateBridge): the supervisor itself drives the session over a socket
+    /// pair, for HTTP and jobs.
+    public static let bridge = WireProtocol(rawValue: 4)
 
     public var description: String {
         switch self {
         case .text: "text"
         case .qap1: "qap1"
         case .ocap: "ocap"
+        case .bridge: "bridge"
         default: "protocol \(rawValue)"
         }
     }
@@ -202,6 +206,9 @@ public struct SessionAssignment: Sendable, Hashable {
     public var auditRequests: Bool = false
     /// Whether `CMD_switch "TLS"` is offered (the server has a TLS certificate).
     public var tlsSwitch: Bool = false
+    /// The user the supervisor authenticated (bridge sessions, whose ``anonymousRole`` is the
+    /// user's role); empty for none.
+    public var user: String = ""
 
     /// Creates an assignment.
     public init(
@@ -262,6 +269,7 @@ extension ControlMessage {
             w.u64(a.maxRequestBytes); w.u64(a.maxOutputBytes); w.u8(a.sharedSession ? 1 : 0); w.u8(a.allowShutdown ? 1 : 0)
             w.u64(a.memoryLimitBytes); w.u64(a.fileSizeLimitBytes); w.u32(a.openFilesLimit)
             w.string(a.anonymousRole); w.u8(a.loginMethods.rawValue); w.string(a.peer); w.u8(a.auditRequests ? 1 : 0); w.u8(a.tlsSwitch ? 1 : 0)
+            w.string(a.user)
         case .requestDone(let r):
             w.u8(Tag.requestDone.rawValue); w.string(r.command); w.u64(r.codeBytes); w.data(r.codeSHA256); w.string(r.outcome)
             w.u64(r.durationMicroseconds); w.string(r.limit)
@@ -303,6 +311,7 @@ extension ControlMessage {
             a.peer = try r.string()
             a.auditRequests = try r.u8() != 0
             a.tlsSwitch = try r.u8() != 0
+            a.user = try r.string()
             self = .assign(a)
         case .switchToTLS: self = .switchToTLS
         case .switchedToTLS: self = .switchedToTLS

@@ -16,8 +16,13 @@ final class QAP1Session {
     private(set) var client: ClientConnection
     let assignment: SessionAssignment
     let control: ControlSocket
+    /// Role, limits and request records, shared with the other session adapters.
+    private var runtime: SessionRuntime
     /// The role and the gate every request passes.
-    private var access: SessionAccess
+    private var access: SessionAccess {
+        get { runtime.access! }
+        set { runtime.access = newValue }
+    }
     /// The public RSA login key (DER), when RSA logins are possible.
     let rsaPublicKeyDER: [UInt8]?
     /// The random key of this connection's RSA login, once the client asked for it (only once).
@@ -43,16 +48,11 @@ final class QAP1Session {
         self.sandbox = sandbox
         self.control = control
         rsaPublicKeyDER = assignment.loginMethods.contains(.rsa) ? settings.rsaPublicKeyDER : nil
-        access = SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole)
+        runtime = SessionRuntime(engine: engine, assignment: assignment, control: control, access: SessionAccess(settings: settings, anonymousRole: assignment.anonymousRole))
         self.engine = engine
         self.client = client
         self.assignment = assignment
         decoder = QAP1MessageDecoder(maximumPayloadBytes: assignment.maxRequestBytes)
-    }
-
-    private var timeout: Duration? {
-        let ms = access.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
-        return ms == 0 ? nil : .milliseconds(ms)
     }
 
     private var authenticated: Bool { access.role != nil }
@@ -65,10 +65,8 @@ final class QAP1Session {
     }
 
     private var options: EvaluationOptions {
-        var options = EvaluationOptions(printVisible: false, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
         // Like Rserve: no console transcript to build, so no condition recording per request.
-        options.captureConditions = false
-        return options
+        runtime.options(printVisible: false, captureConditions: false)
     }
 
     func serve() -> SessionEndReason {
@@ -411,8 +409,7 @@ final class QAP1Session {
         guard beginUse() else { return false }
         let access = self.access
         let (evaluation, object) = withHardLimit { access.call(engine, function: function, arguments: arguments, options: options) }
-        report(command: "OCcall \(function)", outcome: evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok",
-               since: start, limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")
+        report(command: "OCcall \(function)", outcome: SessionRuntime.outcome(of: evaluation), since: start, limit: SessionRuntime.limit(of: evaluation))
         guard evaluation.error == nil, let object else { return respond(error: .rError) }
         return respondOK(object: object)
     }
@@ -484,15 +481,11 @@ final class QAP1Session {
     /// Reports a request for the audit log, when asked to.
     private func report(command: String, code: [UInt8]? = nil, outcome: String, since start: ContinuousClock.Instant? = nil, limit: String = "") {
         guard assignment.auditRequests else { return }
-        let hash = code.map { c in c.withUnsafeBytes { SessionAccess.sha256($0) } } ?? []
-        var micros: UInt64 = 0
-        if let start {
-            let d = ContinuousClock.now - start
-            micros = UInt64(d.components.seconds) * 1_000_000 + UInt64(d.components.attoseconds / 1_000_000_000_000)
+        if let code {
+            code.withUnsafeBytes { runtime.report(command: command, code: $0, outcome: outcome, since: start, limit: limit) }
+        } else {
+            runtime.report(command: command, outcome: outcome, since: start, limit: limit)
         }
-        try? control.send(.requestDone(RequestRecord(
-            command: command, codeBytes: UInt64(code?.count ?? 0), codeSHA256: hash, outcome: outcome,
-            durationMicroseconds: micros, limit: limit)))
     }
 
     private func evaluate(_ parameters: [QAP1Parameter], returnValue: Bool) -> Bool {
@@ -518,10 +511,7 @@ final class QAP1Session {
             return respond(error: .invalidParameter)
         }
         let (evaluation, object) = outcome
-        if assignment.auditRequests {
-            let status = evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok"
-            report(command: command, code: sent, outcome: status, since: start, limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")
-        }
+        report(command: command, code: sent, outcome: SessionRuntime.outcome(of: evaluation), since: start, limit: SessionRuntime.limit(of: evaluation))
         if let error = evaluation.error {
             switch error.code {
             case .parseIncomplete: return respond(error: .parseIncomplete)
@@ -543,14 +533,7 @@ final class QAP1Session {
         return respondOK(object: object)
     }
 
-    private func withHardLimit<T>(_ body: () -> T) -> T {
-        if let timeout {
-            let ms = UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000)
-            rgs_watchdog_arm(ms + UInt64(assignment.killGraceMilliseconds))
-        }
-        defer { if timeout != nil { rgs_watchdog_arm(0) } }
-        return body()
-    }
+    private func withHardLimit<T>(_ body: () -> T) -> T { runtime.withHardLimit(body) }
 
     private func assign(_ parameters: [QAP1Parameter], parseName: Bool) -> Bool {
         guard parameters.count >= 2, let name = parameters[0].stringValue, !name.isEmpty else {

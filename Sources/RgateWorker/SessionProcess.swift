@@ -91,6 +91,13 @@ struct SessionProcess {
             guard let role = access.role, sandbox.enter(role) else { return .protocolError }
             var session = TextSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
             return session.serve()
+        case .bridge:
+            // The supervisor drives this session itself; the role is the one it authenticated.
+            var access = SessionAccess(settings: settings, anonymousRole: "")
+            guard access.adopt(roleNamed: assignment.anonymousRole, user: assignment.user.isEmpty ? nil : assignment.user),
+                  let role = access.role, sandbox.enter(role) else { return .protocolError }
+            var session = BridgeSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
+            return session.serve()
         case .qap1, .ocap:
             return QAP1Session(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, settings: settings, sandbox: sandbox).serve()
         default:

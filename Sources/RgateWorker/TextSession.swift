@@ -2,7 +2,6 @@ import NIOCore
 import RgateEngine
 import RgateIPC
 import RgateText
-internal import CRgateSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,20 +9,16 @@ import Glibc
 /// Serves the seed's text protocol on one connection: requests in a row, each evaluated like
 /// the R console, each answered with the console transcript.
 struct TextSession {
-    let engine: REngine
+    /// Role (the configuration's anonymous role: the text protocol has no login), limits, records.
+    let runtime: SessionRuntime
     let client: ClientConnection
-    let assignment: SessionAssignment
-    let control: ControlSocket
-    /// The role (the configuration's anonymous role: the text protocol has no login).
-    let access: SessionAccess?
     private var cachedEncoding: TextEncoding = .utf8
+    var engine: REngine { runtime.engine }
+    var assignment: SessionAssignment { runtime.assignment }
 
     init(engine: REngine, client: ClientConnection, assignment: SessionAssignment, control: ControlSocket, access: SessionAccess? = nil) {
-        self.access = access
-        self.engine = engine
+        runtime = SessionRuntime(engine: engine, assignment: assignment, control: control, access: access)
         self.client = client
-        self.assignment = assignment
-        self.control = control
     }
 
     mutating func serve() -> SessionEndReason {
@@ -86,12 +81,10 @@ struct TextSession {
             return reject(error, encoding: encoding, status: request.wantsStatus)
         }
 
-        let ms = access?.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
-        let timeout: Duration? = ms == 0 ? nil : .milliseconds(ms)
-        let options = EvaluationOptions(printVisible: true, convertValue: false, timeout: timeout, maxOutputBytes: Int(clamping: assignment.maxOutputBytes))
+        let options = runtime.options(printVisible: true)
         let client = self.client
         let wantsStatus = request.wantsStatus
-        let control = self.control
+        let control = runtime.control
         engine.onQuit = { [engine] _ in
             // q() from R: answer the request with what was printed, then end the session.
             var text = ""
@@ -104,25 +97,13 @@ struct TextSession {
             shutdown(client.descriptor, Int32(SHUT_RDWR))
             try? control.send(.ended(reason: .quit))
         }
-        // The hard limit: if R does not stop at the deadline (C code, BLAS), the process dies.
-        if let timeout {
-            rgs_watchdog_arm(UInt64(timeout.components.seconds) * 1000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000_000) + UInt64(assignment.killGraceMilliseconds))
-        }
         let start = ContinuousClock.now
-        let evaluation = if let access, access.isCaller {
-            code.withUnsafeBytes { access.evaluate(engine, code: $0, options: options).0 }
-        } else {
-            code.withUnsafeBytes { engine.evaluate(utf8: $0, options: options) }
+        let evaluation = code.withUnsafeBytes { bytes in
+            // Roles that run any code need no value kept; a caller's gate returns one anyway.
+            runtime.access?.isCaller == true ? runtime.evaluate(code: bytes, options: options).0
+                : runtime.withHardLimit { engine.evaluate(utf8: bytes, options: options) }
         }
-        if timeout != nil { rgs_watchdog_arm(0) }
-        if assignment.auditRequests {
-            let d = ContinuousClock.now - start
-            let status = evaluation.error.map { $0.code == .rejected ? "refused" : $0.code.rawValue } ?? "ok"
-            try? control.send(.requestDone(RequestRecord(
-                command: "text", codeBytes: UInt64(code.count), codeSHA256: code.withUnsafeBytes { SessionAccess.sha256($0) },
-                outcome: status, durationMicroseconds: UInt64(d.components.seconds) * 1_000_000 + UInt64(d.components.attoseconds / 1_000_000_000_000),
-                limit: evaluation.error?.code == .timeout ? "eval_timeout" : "")))
-        }
+        code.withUnsafeBytes { runtime.report(command: "text", code: $0, evaluation: evaluation, since: start) }
         engine.onQuit = nil
 
         var text = evaluation.transcript

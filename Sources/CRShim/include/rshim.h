@@ -49,6 +49,8 @@ void rg_set_deadline(uint64_t monotonic_ns);
 /// Watches `fd` (a client socket; -1 stops watching) during evaluation: when its peer has closed
 /// the connection, R is interrupted as at a deadline. Checked at most every 100 ms.
 void rg_set_hangup_watch(int fd);
+// Like rg_set_hangup_watch, and data becoming readable on fd interrupts too (a cancel request).
+void rg_set_cancel_watch(int fd);
 /// CLOCK_MONOTONIC now, in nanoseconds.
 uint64_t rg_monotonic_ns(void);
 
