@@ -19,7 +19,6 @@ import Glibc
 public final class RgateServer: Service, Sendable {
     private struct State {
         var listeners: [(TCPListener, WireProtocol)] = []
-        var nextSessionID: UInt64 = 0
     }
 
     /// The one session process of shared-session mode, if it is running.
@@ -41,6 +40,9 @@ public final class RgateServer: Service, Sendable {
     }
     private let pool: WorkerPool
     private let monitor: SessionMonitor
+    private let ids = SessionIDs()
+    /// Sessions the supervisor drives itself (HTTP, jobs): see ``SessionBroker``.
+    public let sessions: SessionBroker
     private let authenticator: Authenticator?
     private let audit: AuditLog?
     /// The TLS port's context, built at init so a bad certificate or key is refused at start.
@@ -79,8 +81,8 @@ public final class RgateServer: Service, Sendable {
                 guard let role = policy.roles[roleName] else { return false }
                 return role.mayShutDown || (allowShutdown && !loggedIn && role.runsArbitraryCode)
             },
-            onShutdownRequest: { stopper.stop() }, onSessionEnd: { shared in
-            if !shared { gate.release() }
+            onShutdownRequest: { stopper.stop() }, onSessionEnd: { client, shared in
+            if !shared { gate.release(client.workload) }
         }) { wasShared in
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
@@ -88,6 +90,8 @@ public final class RgateServer: Service, Sendable {
         pool = try WorkerPool(configuration: configuration, logger: logger, rsaPublicKeyDER: authenticator?.rsaPublicKeyPEMFree) { pid, status in
             monitorRef.recordExit(pid: pid, status: status)
         }
+        sessions = SessionBroker(
+            configuration: configuration, gate: gate, pool: pool, monitor: monitor, ids: ids, auditRequests: audit != nil, logger: logger)
     }
 
     /// Binds the listeners, starts the workers and serves until graceful shutdown.
@@ -194,19 +198,7 @@ public final class RgateServer: Service, Sendable {
     }
 
     private func assignment(for wireProtocol: WireProtocol, id: UInt64, client: Int32, peer: String? = nil) -> SessionAssignment {
-        var a = SessionAssignment(
-            sessionID: id, wireProtocol: wireProtocol,
-            evalTimeoutMilliseconds: configuration.evalTimeout?.milliseconds ?? 0,
-            killGraceMilliseconds: configuration.killGrace.milliseconds,
-            idleTimeoutMilliseconds: configuration.idleTimeout?.milliseconds ?? 0,
-            maxRequestBytes: UInt64(wireProtocol == .text ? configuration.maxRequestBytes : configuration.maxQAPMessageBytes),
-            maxOutputBytes: UInt64(configuration.maxOutputBytes),
-            sharedSession: configuration.sharedSession && wireProtocol == .text,
-            allowShutdown: configuration.allowShutdown,
-            memoryLimitBytes: UInt64(configuration.memoryLimitBytes ?? 0),
-            fileSizeLimitBytes: UInt64(configuration.fileSizeLimitBytes),
-            openFilesLimit: UInt32(clamping: configuration.openFilesLimit))
-        a.anonymousRole = configuration.policy.anonymousRole ?? ""
+        var a = configuration.assignment(for: wireProtocol, id: id)
         a.loginMethods = authenticator?.loginMethods ?? []
         a.auditRequests = audit != nil
         a.tlsSwitch = tlsContext != nil && wireProtocol == .qap1 && peer == nil // not inside TLS already
@@ -227,7 +219,7 @@ public final class RgateServer: Service, Sendable {
             gate.release()
             return false
         }
-        let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
+        let id = ids.next()
         let copy = dup(client)
         guard copy >= 0 else {
             gate.release()
@@ -252,7 +244,7 @@ public final class RgateServer: Service, Sendable {
 
     /// Gives a connection to a session process. Never throws: failures are told to the client.
     private func handOff(client: Int32, wireProtocol: WireProtocol, peer: String? = nil) async {
-        let id = state.withLock { s -> UInt64 in s.nextSessionID += 1; return s.nextSessionID }
+        let id = ids.next()
         let work = assignment(for: wireProtocol, id: id, client: client, peer: peer)
         if !work.sharedSession {
             guard await gate.acquire(timeout: configuration.workerWaitTimeout) else {

@@ -2,6 +2,7 @@ internal import CRgateSystem
 import Logging
 import NIOCore
 import NIOSSL
+import RgateBridge
 import RgateIPC
 import RgateQAP1
 import RgateText
@@ -26,6 +27,13 @@ final class SessionMonitor: Sendable {
         var role: String = ""
         /// Switched to TLS in-band: the socket carries TLS now, so no clear-text error may be written to it.
         var switchedToTLS = false
+        /// The user the supervisor authenticated before the session started (bridge sessions).
+        var user: String? = nil
+        /// Which admission share the session holds.
+        var workload: SessionWorkload = .interactive
+        /// Bridge sessions: told how the session ended instead of anything written to a socket
+        /// (``descriptor`` is then -1).
+        var onEnd: (@Sendable (SessionEnd) -> Void)? = nil
     }
 
     /// Who a session's client turned out to be, once logged in.
@@ -57,7 +65,7 @@ final class SessionMonitor: Sendable {
     /// Called when a session asks for the server to shut down (already authorised).
     private let onShutdownRequest: @Sendable () -> Void
     /// Called once per client whose session ended (normally or not), with whether it was shared.
-    private let onSessionEnd: @Sendable (_ shared: Bool) -> Void
+    private let onSessionEnd: @Sendable (_ client: Client, _ shared: Bool) -> Void
 
     private let authenticator: Authenticator?
     private let audit: AuditLog?
@@ -66,7 +74,7 @@ final class SessionMonitor: Sendable {
     private let mayShutDown: @Sendable (_ role: String, _ loggedIn: Bool) -> Bool
 
     init(logger: Logger, authenticator: Authenticator?, audit: AuditLog?, tlsContext: NIOSSLContext?,
-         mayShutDown: @escaping @Sendable (_ role: String, _ loggedIn: Bool) -> Bool, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ shared: Bool) -> Void,
+         mayShutDown: @escaping @Sendable (_ role: String, _ loggedIn: Bool) -> Bool, onShutdownRequest: @escaping @Sendable () -> Void, onSessionEnd: @escaping @Sendable (_ client: Client, _ shared: Bool) -> Void,
          onGone: @escaping @Sendable (_ shared: Bool) -> Void) throws {
         self.onSessionEnd = onSessionEnd
         self.onShutdownRequest = onShutdownRequest
@@ -86,8 +94,9 @@ final class SessionMonitor: Sendable {
 
     /// Starts watching a session process that now serves `client`.
     func watch(pid: Int32, control: ControlSocket, client: Client, shared: Bool) {
-        audit?.write(event: "session start", session: client.sessionID, peer: client.peer, role: client.role, protocol: "\(client.wireProtocol)")
+        audit?.write(event: "session start", session: client.sessionID, peer: client.peer, user: client.user, role: client.role, protocol: "\(client.wireProtocol)")
         state.withLock { s in
+            if let user = client.user { s.identities[client.sessionID] = Identity(user: user, role: client.role) }
             if var record = s.records[control.descriptor] {
                 record.clients.append(client)
                 s.records[control.descriptor] = record
@@ -204,9 +213,10 @@ final class SessionMonitor: Sendable {
             }
             if let client {
                 finished(client, outcome: "\(reason)")
-                onSessionEnd(shared)
+                onSessionEnd(client, shared)
                 logger.debug("session ended", metadata: ["session.id": "\(client.sessionID)", "reason": "\(reason)"])
-                close(client.descriptor)
+                if client.descriptor >= 0 { close(client.descriptor) }
+                client.onEnd?(.ended(reason))
             }
             return
         }
@@ -219,10 +229,14 @@ final class SessionMonitor: Sendable {
             logger.warning(
                 "session lost: its R process \(cause)",
                 metadata: ["session.id": "\(client.sessionID)", "worker.pid": "\(record.pid)"])
-            SessionLostReply.send(to: client, cause: cause)
-            close(client.descriptor)
+            if let onEnd = client.onEnd {
+                onEnd(.lost(waitStatus: status))
+            } else {
+                SessionLostReply.send(to: client, cause: cause)
+                close(client.descriptor)
+            }
             finished(client, outcome: "lost: worker process \(cause)")
-            onSessionEnd(record.shared)
+            onSessionEnd(client, record.shared)
         }
         onGone(record.shared)
     }

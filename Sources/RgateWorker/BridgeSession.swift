@@ -29,7 +29,19 @@ struct BridgeSession {
         decoder = BridgeFrameDecoder(side: .session, maximumPayloadBytes: assignment.maxRequestBytes)
     }
 
+    /// Request id 0: the session's first frame, a reply that says it is confined and ready (or
+    /// why it cannot serve, before it ends).
+    static let helloID: UInt32 = 0
+
+    /// Tells the supervisor this process cannot serve the session.
+    static func refuse(_ client: ClientConnection, _ message: String) {
+        var out = ByteBuffer.fresh()
+        BridgeFrame.reply(BridgeReply(failure: BridgeFailure(code: .forbidden, message: message)), id: helloID).encode(into: &out)
+        client.writeAll(out)
+    }
+
     mutating func serve() -> SessionEndReason {
+        guard write(BridgeReply(), id: Self.helloID) else { return .ioError }
         defer {
             engine.cancelWhenPeerCloses(nil)
             engine.onQuit = nil

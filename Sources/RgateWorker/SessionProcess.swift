@@ -95,7 +95,10 @@ struct SessionProcess {
             // The supervisor drives this session itself; the role is the one it authenticated.
             var access = SessionAccess(settings: settings, anonymousRole: "")
             guard access.adopt(roleNamed: assignment.anonymousRole, user: assignment.user.isEmpty ? nil : assignment.user),
-                  let role = access.role, sandbox.enter(role) else { return .protocolError }
+                  let role = access.role, sandbox.enter(role) else {
+                BridgeSession.refuse(ClientConnection(descriptor: client), "rgate: this session process cannot be confined for role \(assignment.anonymousRole)")
+                return .protocolError
+            }
             var session = BridgeSession(engine: engine, client: ClientConnection(descriptor: client), assignment: assignment, control: control, access: access)
             return session.serve()
         case .qap1, .ocap:

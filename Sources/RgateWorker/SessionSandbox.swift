@@ -28,6 +28,29 @@ final class SessionSandbox {
 
     /// The role's own memory limit, once entered (it wins over the server's).
     private(set) var roleMemoryLimit: UInt64?
+    /// The role the process was confined for (nil in the zygote's warm-up).
+    private(set) var enteredRole: Role?
+
+    /// A process confined for one role (a spare, confined ahead of its client for the anonymous
+    /// role) asked to serve another (a bridged session the supervisor opened for a user's role):
+    /// allowed only where confinement can still be made to match. Entering is one-way, so the
+    /// network namespace cannot change, and a memory limit can only be lowered.
+    private func reenter(_ role: Role) -> Bool {
+        guard let current = enteredRole, current.name != role.name else { return true }
+        if settings.isolatedNetwork != nil, current.network != role.network {
+            WorkerLog.error("a session confined for role \(current.name) cannot serve role \(role.name): their network access differs")
+            return false
+        }
+        if role.memoryLimitBytes != current.memoryLimitBytes {
+            guard let bytes = role.memoryLimitBytes, bytes > 0, rgs_set_limit(rgs_rlimit_data(), bytes) == 0 else {
+                WorkerLog.error("a session confined for role \(current.name) cannot take role \(role.name)'s memory limit")
+                return false
+            }
+            roleMemoryLimit = bytes
+        }
+        enteredRole = role
+        return true
+    }
 
     /// Takes the detach socket for the current client's address family, if one was made.
     func takeDetachSocket() -> Int32? {
@@ -61,8 +84,9 @@ final class SessionSandbox {
     /// does not enforce its deadline); false when that failed
     /// (the session must end).
     func enter(_ role: Role) -> Bool {
-        if entered { return true }
+        if entered { return reenter(role) }
         entered = true
+        enteredRole = role
         if let isolated = settings.isolatedNetwork {
             if !role.network {
                 // A socket for a later detach, made while the host's network is still reachable
