@@ -9,108 +9,36 @@ import Glibc
 #endif
 
 struct Serve: AsyncParsableCommand {
+    // The settings' flags are not `@Option`s: they come from `ServerConfiguration.settings`, the
+    // one table that also gives the configuration file's keys and the environment variables.
+    // ArgumentParser hands them over unparsed (`settingFlags`); `--help` lists them from the table.
     static let configuration = CommandConfiguration(
         abstract: "Start the server.",
+        usage: "rgate serve [--config <file>] [--<setting> <value> ...]",
         discussion: """
         Settings come from defaults, then --config FILE (YAML, `key: value`), then RGATE_* \
-        environment variables (e.g. RGATE_TEXT_PORT), then these flags; later sources win. \
-        Binds loopback by default. Each port takes a number, 0 (any free port) or `off`. When \
-        ready it prints one line per listener to stdout: `rgate: listening <protocol> <address>`.
+        environment variables, then these flags; later sources win. Each setting is a flag here \
+        (--max-sessions), a key in the file (max_sessions) and an environment variable \
+        (RGATE_MAX_SESSIONS). Binds loopback by default. When ready it prints one line per \
+        listener to stdout: `rgate: listening <protocol> <address>`.
+
+        \(ServerConfiguration.valueForms)
+
+        SETTINGS: [default]
+        \(ServerConfiguration.settingsHelp())
         """
     )
 
-    @Option(help: "YAML file with settings (keys as the flags, with `_`: text_port, max_sessions, ...).")
+    @Option(help: ArgumentHelp("YAML file with settings (`key: value`, the keys as the flags with `_`).", valueName: "file"))
     var config: String?
 
-    @Option(help: "Address to listen on. [127.0.0.1]")
-    var host: String?
+    /// Every other flag: the settings, parsed from the table.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settingFlags: [String] = []
 
-    @Option(name: .customLong("text-port"), help: "Port of the seed's text protocol, 0 or `off`. [8080]")
-    var textPort: String?
-
-    @Option(name: .customLong("qap-port"), help: "Port of Rserve's QAP1 protocol, 0 or `off`. [6311]")
-    var qapPort: String?
-
-    @Option(name: .customLong("ocap-port"), help: "Port of QAP1 in object-capability mode (Rserve's qap.oc), for caller roles. [off]")
-    var ocapPort: String?
-
-    @Option(name: .customLong("tls-port"), help: "Port of QAP1 over TLS (Rserve's tls.port), 0 or `off`. [off]")
-    var tlsPort: String?
-
-    @Option(name: .customLong("tls-cert-file"), help: "PEM certificate chain for --tls-port.")
-    var tlsCertFile: String?
-
-    @Option(name: .customLong("tls-key-file"), help: "PEM private key for --tls-port.")
-    var tlsKeyFile: String?
-
-    @Option(name: .customLong("tls-client-ca-file"), help: "PEM CA certificates: TLS clients must present a certificate they signed.")
-    var tlsClientCAFile: String?
-
-    @Option(name: .customLong("qap-password-file"), help: "Rserve-style password file; QAP1 clients must then log in.")
-    var qapPasswordFile: String?
-
-    @Option(name: .customLong("users-file"), help: "rgate users file (see `rgate user`); clients must then log in.")
-    var usersFile: String?
-
-    @Option(name: .customLong("anonymous-role"), help: "Role of clients that do not log in, or `none`. [analyst; none with users]")
-    var anonymousRole: String?
-
-    @Option(name: .customLong("audit-log"), help: "Audit lines (JSON) to FILE, `-` for stdout, or `off`. [off]")
-    var auditLog: String?
-
-    @Option(name: .customLong("qap-rsa-key-file"), help: "PEM RSA key for RSA secure login (default: made at start).")
-    var qapRSAKeyFile: String?
-
-    @Flag(name: .customLong("allow-shutdown"), help: "Let QAP1 clients shut the server down (Rserve's shutdown command).")
-    var allowShutdown = false
-
-    @Option(help: "Warm R session processes kept ready. [4]")
-    var workers: String?
-
-    @Option(name: .customLong("eval-timeout"), help: "Wall-clock limit per request in seconds, 0 = none. [300]")
-    var evalTimeout: String?
-
-    @Option(name: .customLong("kill-grace"), help: "Seconds R may take to stop after the limit before its process is killed. [2]")
-    var killGrace: String?
-
-    @Option(name: .customLong("idle-timeout"), help: "Close connections idle this many seconds, 0 = never. [600]")
-    var idleTimeout: String?
-
-    @Option(name: .customLong("max-request-size"), help: "Largest text request, e.g. 64M. [64M]")
-    var maxRequestSize: String?
-
-    @Option(name: .customLong("max-qap-message-size"), help: "Largest QAP1 message (Rserve's maxinbuf). [256M]")
-    var maxQAPMessageSize: String?
-
-    @Option(name: .customLong("max-output-size"), help: "Console output kept per request. [16M]")
-    var maxOutputSize: String?
-
-    @Option(name: .customLong("max-sessions"), help: "Sessions at once; more clients wait, then get a busy error. [64]")
-    var maxSessions: String?
-
-    @Option(name: .customLong("session-wait"), help: "Seconds a connection may wait for a free session. [30]")
-    var sessionWait: String?
-
-    @Option(name: .customLong("memory-limit"), help: "Memory per session process, e.g. 1G; 0 = none. [0]")
-    var memoryLimit: String?
-
-    @Option(name: .customLong("max-file-size"), help: "Largest file a session may write. [1G]")
-    var maxFileSize: String?
-
-    @Flag(name: .customLong("shared-session"), help: "Serve all text connections from one R, as the seed server did.")
-    var sharedSession = false
-
-    @Option(name: .customLong("session-uids"), help: "As root: run each session as its own unprivileged user (on/off). [on]")
-    var sessionUIDs: String?
-
-    @Option(name: .customLong("max-processes"), help: "Processes per session (fork bombs), with session uids. [256]")
-    var maxProcesses: String?
-
-    @Option(name: .customLong("shutdown-grace"), help: "Seconds running sessions may finish after SIGTERM. [10]")
-    var shutdownGrace: String?
-
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. [info]")
-    var logLevel: String?
+    /// Prints the settings table for README.md and exits.
+    @Flag(name: .customLong("print-settings-markdown"), help: .hidden)
+    var printSettingsMarkdown = false
 
     @Flag(name: .customLong("exit-with-parent"), help: .hidden)
     var exitWithParent = false
@@ -133,23 +61,10 @@ struct Serve: AsyncParsableCommand {
         pthread_detach(thread)
     }
 
-    /// The flags given on the command line, as settings.
-    private var overrides: [(key: String, value: String)] {
-        var o: [(String, String)] = []
-        let options: [(String, String?)] = [
-            ("host", host), ("text_port", textPort), ("qap_port", qapPort), ("qap_password_file", qapPasswordFile), ("qap_rsa_key_file", qapRSAKeyFile),
-            ("workers", workers), ("eval_timeout", evalTimeout), ("kill_grace", killGrace), ("idle_timeout", idleTimeout),
-            ("max_request_size", maxRequestSize), ("max_qap_message_size", maxQAPMessageSize), ("max_output_size", maxOutputSize),
-            ("max_sessions", maxSessions), ("session_wait", sessionWait), ("memory_limit", memoryLimit),
-            ("max_file_size", maxFileSize), ("shutdown_grace", shutdownGrace), ("log_level", logLevel),
-            ("session_uids", sessionUIDs), ("max_processes", maxProcesses),
-            ("users_file", usersFile), ("anonymous_role", anonymousRole), ("audit_log", auditLog),
-            ("ocap_port", ocapPort), ("tls_port", tlsPort), ("tls_cert_file", tlsCertFile), ("tls_key_file", tlsKeyFile), ("tls_client_ca_file", tlsClientCAFile),
-        ]
-        for case let (key, value?) in options { o.append((key, value)) }
-        if allowShutdown { o.append(("allow_shutdown", "true")) }
-        if sharedSession { o.append(("shared_session", "true")) }
-        return o
+    /// An unknown setting flag, or one without its value, is a usage error (exit 64); a bad
+    /// value is refused when the configuration is loaded (exit 78, with its origin).
+    func validate() throws {
+        do { _ = try ServerConfiguration.commandLineSettings(settingFlags) } catch { throw ValidationError(error.description) }
     }
 
     /// Prints why the server cannot start (no usage text: the command line was fine) and exits 78.
@@ -160,8 +75,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if printSettingsMarkdown {
+            print(ServerConfiguration.settingsMarkdown, terminator: "")
+            return
+        }
         var settings: ServerConfiguration
         do {
+            let overrides = try ServerConfiguration.commandLineSettings(settingFlags)
             settings = try ServerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment, overrides: overrides)
         } catch {
             throw Self.refuse(error.description)
