@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rgate", targets: ["rgate"]),
+        .executable(name: "rgate-worker", targets: ["rgate-worker"]),
         .library(name: "RgateEngine", targets: ["RgateEngine"]),
         .library(name: "RgateModel", targets: ["RgateModel"]),
         .library(name: "RgateText", targets: ["RgateText"]),
@@ -99,13 +100,15 @@ let package = Package(
         .executableTarget(
             name: "rgate",
             dependencies: [
-                "RgateServer", "RgateClient", "RgateWorker", "RgateIPC", "RgateAuth", "CRgateSystem",
+                "RgateServer", "RgateClient", "RgateIPC", "RgateAuth", "CRgateSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+        // The worker process (zygote and sessions): the only executable that links R.
+        .executableTarget(name: "rgate-worker", dependencies: ["RgateWorker", "RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RgateQAP1Tests",
             dependencies: [
@@ -137,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RgateServerTests",
-            dependencies: ["RgateServer", "RgateClient", "RgateText", "RgateBridge", "RgateQAP1", "RgateModel"],
+            dependencies: ["RgateServer", "RgateClient", "RgateText", "RgateBridge", "RgateQAP1", "RgateModel", "RgateIPC", "RgatePolicy", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -14,5 +14,9 @@
 # file-backed and shared). Debug builds (the tests) keep the shared runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product rgate --static-swift-stdlib "$@" 2>&1 | { grep -Ev '^warning: prohibited flag' || true; } >&2
+# rgate (the supervisor and CLI) and rgate-worker (the zygote and sessions: the only one that
+# links R), side by side in the same directory, where rgate looks for its worker.
+for product in rgate rgate-worker; do
+  swift build -c release --product "$product" --static-swift-stdlib "$@" 2>&1 | { grep -Ev '^warning: prohibited flag' || true; } >&2
+done
 echo "$(swift build -c release --static-swift-stdlib "$@" --show-bin-path)/rgate"

@@ -26,6 +26,9 @@ public enum ControlMessage: Sendable, Hashable {
     /// Session process → supervisor: the client asked for `CMD_switch "TLS"` and was answered OK;
     /// its socket travels with the message, for the supervisor to run the TLS server side.
     case switchToTLS
+    /// Session process → supervisor: counters of the requests served since the last tally (at
+    /// most about once a second, and before `ended`), sent whether or not auditing is on.
+    case requestTally(RequestTally)
     /// Supervisor → session process: the TLS relay is up; the socket to use from now on travels
     /// with the message (none: the switch failed and the session must end).
     case switchedToTLS
@@ -237,6 +240,7 @@ extension ControlMessage {
 
     private enum Tag: UInt8 {
         case spawn = 1, zygoteReady, spawned, exited, assign, ended, shutdownRequested, authenticate, authenticated, requestDone, switchToTLS, switchedToTLS
+        case requestTally
     }
 
     /// The first byte of an encoded ``spawned(pid:)``.
@@ -286,6 +290,10 @@ extension ControlMessage {
             w.u8(Tag.switchToTLS.rawValue)
         case .switchedToTLS:
             w.u8(Tag.switchedToTLS.rawValue)
+        case .requestTally(let t):
+            w.u8(Tag.requestTally.rawValue); w.u32(t.requests); w.u32(t.errors); w.u32(t.timeouts); w.u32(t.refused); w.u32(t.cancelled)
+            w.u64(t.totalMicroseconds); w.u8(UInt8(t.buckets.count))
+            for b in t.buckets { w.u32(b) }
         }
         return w.bytes
     }
@@ -326,6 +334,14 @@ extension ControlMessage {
             self = .authenticated(AuthenticationOutcome(accepted: try r.u8() != 0, user: try r.string(), role: try r.string(), message: try r.string()))
         case .ended: self = .ended(reason: SessionEndReason(rawValue: try r.u8()))
         case .shutdownRequested: self = .shutdownRequested
+        case .requestTally:
+            var t = RequestTally()
+            t.requests = try r.u32(); t.errors = try r.u32(); t.timeouts = try r.u32(); t.refused = try r.u32(); t.cancelled = try r.u32()
+            t.totalMicroseconds = try r.u64()
+            let n = Int(try r.u8())
+            guard n == t.buckets.count else { throw ControlMessageError("a request tally with \(n) buckets (expected \(t.buckets.count))") }
+            for i in 0..<n { t.buckets[i] = try r.u32() }
+            self = .requestTally(t)
         }
         guard r.atEnd else { throw ControlMessageError("\(bytes.count - r.offset) trailing bytes after a \(tag) message") }
     }

@@ -39,16 +39,16 @@ final class Authenticator: Sendable {
     private let rserveFile: RservePasswordFile?
     private let rsaKey: RSALoginKey?
     private let logger: Logger
-    private let audit: AuditLog?
+    private let events: ServerEvents
     private let state = Mutex(State())
 
     let throttle: Throttle
 
-    init(policy: SecurityPolicy, rsaKeyFile: String?, throttle: Throttle = Throttle(), logger: Logger, audit: AuditLog?) throws {
+    init(policy: SecurityPolicy, rsaKeyFile: String?, throttle: Throttle = Throttle(), logger: Logger, events: ServerEvents) throws {
         self.throttle = throttle
         self.policy = policy
         self.logger = logger
-        self.audit = audit
+        self.events = events
         if let path = policy.rservePasswordFile {
             rserveFile = try RservePasswordFile(text: try readTextFile(path), source: path)
         } else {
@@ -98,7 +98,7 @@ final class Authenticator: Sendable {
             return false
         }
         if locked {
-            audit?.write(event: "login", session: sessionID, peer: peer, user: request.user, outcome: "locked out")
+            events.emit(.login(session: sessionID, peer: peer, user: request.user, role: nil, outcome: .lockedOut))
             return AuthenticationOutcome(accepted: false, user: request.user, role: "", message: "too many failed logins from \(host); try again later")
         }
         var user = request.user
@@ -117,7 +117,7 @@ final class Authenticator: Sendable {
         if let known = role, policy.roles[known] == nil {
             // Added with `rgate user add --role` after start, with a role this server does not define.
             logger.error("user \(user.debugDescription) has role '\(known)', which the configuration does not define; refusing the login")
-            audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: known, outcome: "unknown role")
+            events.emit(.login(session: sessionID, peer: peer, user: user, role: known, outcome: .unknownRole))
             return AuthenticationOutcome(accepted: false, user: user, role: "", message: "login failed")
         }
         if let role, let limit = policy.roles[role]?.maxSessions {
@@ -129,13 +129,13 @@ final class Authenticator: Sendable {
             }
             if !admitted {
                 takeBackAttempt(host)
-                audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "role session limit")
+                events.emit(.login(session: sessionID, peer: peer, user: user, role: role, outcome: .roleSessionLimit))
                 return AuthenticationOutcome(accepted: false, user: user, role: role, message: "all \(limit) sessions of role \(role) are in use; try again later")
             }
         }
         if let role {
             takeBackAttempt(host)
-            audit?.write(event: "login", session: sessionID, peer: peer, user: user, role: role, outcome: "ok")
+            events.emit(.login(session: sessionID, peer: peer, user: user, role: role, outcome: .accepted))
             return AuthenticationOutcome(accepted: true, user: user, role: role, message: "")
         }
         let count = state.withLock { s -> Int in
@@ -143,7 +143,7 @@ final class Authenticator: Sendable {
             return s.failures[host]?.count ?? 1
         }
         logger.notice("login failed", metadata: ["user": "\(user.debugDescription)", "peer": "\(peer)", "session.id": "\(sessionID)", "failures": "\(count)"])
-        audit?.write(event: "login", session: sessionID, peer: peer, user: user, outcome: "failed")
+        events.emit(.login(session: sessionID, peer: peer, user: user, role: nil, outcome: .failed))
         let base = throttle.delay.components
         let baseMicros = Int(base.seconds) * 1_000_000 + Int(base.attoseconds / 1_000_000_000_000)
         usleep(UInt32(clamping: baseMicros << min(count - 1, 5)))

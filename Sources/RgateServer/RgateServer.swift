@@ -18,6 +18,9 @@ import Glibc
 /// ``ServerConfiguration/shutdownGrace``, then stops every worker process.
 public final class RgateServer: Service, Sendable {
     private struct State {
+        /// Where the server is in its life: ``run()`` runs once.
+        enum Lifecycle { case notStarted, running, stopped }
+        var lifecycle = Lifecycle.notStarted
         var listeners: [(TCPListener, WireProtocol)] = []
     }
 
@@ -45,13 +48,23 @@ public final class RgateServer: Service, Sendable {
     public let sessions: SessionBroker
     private let authenticator: Authenticator?
     private let audit: AuditLog?
+    private let events: ServerEvents
+    private let statisticsSink = StatisticsSink()
     /// The TLS port's context, built at init so a bad certificate or key is refused at start.
     private let tlsContext: NIOSSLContext?
     /// Called once the listeners are bound, with (protocol name, address).
     private let onListening: @Sendable ([(String, String)]) -> Void
 
+    /// Counters of sessions, requests, logins, admission and limits since the server started.
+    public var statistics: ServerStatistics { statisticsSink.snapshot }
+
     /// Creates a server; nothing starts before ``run()``.
-    public init(configuration: ServerConfiguration, logger: Logger, onListening: @escaping @Sendable ([(String, String)]) -> Void = { _ in }) throws {
+    /// - Parameter eventSinks: observers of the server's event stream, besides the audit log
+    ///   (when configured) and ``statistics``.
+    public init(
+        configuration: ServerConfiguration, logger: Logger, eventSinks: [any ServerEventSink] = [],
+        onListening: @escaping @Sendable ([(String, String)]) -> Void = { _ in }
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
@@ -64,11 +77,13 @@ public final class RgateServer: Service, Sendable {
             try AuditLog(path: path, maxBytes: configuration.auditMaxBytes, keep: configuration.auditKeep)
         }
         self.audit = audit
+        let events = ServerEvents(sinks: (audit.map { [AuditSink(log: $0)] } ?? []) + [statisticsSink] + eventSinks)
+        self.events = events
         let authenticator = configuration.policy.hasUsers
             ? try Authenticator(
                 policy: configuration.policy, rsaKeyFile: configuration.qapRSAKeyFile,
                 throttle: .init(maxFailures: configuration.loginMaxFailures, window: configuration.loginLockout, delay: configuration.loginDelay),
-                logger: logger, audit: audit)
+                logger: logger, events: events)
             : nil
         self.authenticator = authenticator
         let tlsContext = try Self.makeTLSContext(configuration)
@@ -76,7 +91,7 @@ public final class RgateServer: Service, Sendable {
         let policy = configuration.policy
         let allowShutdown = configuration.allowShutdown
         monitor = try SessionMonitor(
-            logger: logger, authenticator: authenticator, audit: audit, tlsContext: tlsContext,
+            logger: logger, authenticator: authenticator, events: events, tlsContext: tlsContext,
             mayShutDown: { roleName, loggedIn in
                 guard let role = policy.roles[roleName] else { return false }
                 return role.mayShutDown || (allowShutdown && !loggedIn && role.runsArbitraryCode)
@@ -87,15 +102,23 @@ public final class RgateServer: Service, Sendable {
             if wasShared { slot.worker.withLock { $0 = nil } }
         }
         let monitorRef = monitor
-        pool = try WorkerPool(configuration: configuration, logger: logger, rsaPublicKeyDER: authenticator?.rsaPublicKeyPEMFree) { pid, status in
+        pool = try WorkerPool(configuration: configuration, logger: logger, events: events, rsaPublicKeyDER: authenticator?.rsaPublicKeyPEMFree) { pid, status in
             monitorRef.recordExit(pid: pid, status: status)
         }
         sessions = SessionBroker(
-            configuration: configuration, gate: gate, pool: pool, monitor: monitor, ids: ids, auditRequests: audit != nil, logger: logger)
+            configuration: configuration, gate: gate, pool: pool, monitor: monitor, ids: ids, auditRequests: audit != nil, events: events, logger: logger)
     }
 
-    /// Binds the listeners, starts the workers and serves until graceful shutdown.
+    /// Binds the listeners, starts the workers and serves until graceful shutdown. Runs once: a
+    /// second call throws.
     public func run() async throws {
+        let first = state.withLock { s -> Bool in
+            guard s.lifecycle == .notStarted else { return false }
+            s.lifecycle = .running
+            return true
+        }
+        guard first else { throw SystemError("the server is already running or has stopped", errno: EALREADY) }
+        defer { state.withLock { $0.lifecycle = .stopped } }
         var listeners: [(TCPListener, WireProtocol)] = []
         if let port = configuration.textPort {
             if configuration.policy.anonymousRole == nil {
@@ -116,7 +139,14 @@ public final class RgateServer: Service, Sendable {
         guard !bound.isEmpty || tls != nil else {
             throw SystemError("no listener is enabled (every port is off)", errno: EINVAL)
         }
-        try await pool.start()
+        monitor.start()
+        do {
+            try await pool.start()
+        } catch {
+            monitor.stop()
+            await monitor.join()
+            throw error
+        }
         state.withLock { $0.listeners = bound }
         stopper.listeners.withLock { $0 = bound.map(\.0) }
         for (listener, proto) in bound {
@@ -158,20 +188,16 @@ public final class RgateServer: Service, Sendable {
     }
 
     private func drain() async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.shutdownGrace
         let sharedWorker = shared.worker.withLock { w -> SpareWorker? in defer { w = nil }; return w }
         if let sharedWorker { kill(sharedWorker.pid, SIGTERM) }
-        while monitor.activeCount > 0 && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        if monitor.activeCount > 0 {
+        if !(await monitor.waitUntilIdle(timeout: configuration.shutdownGrace)) {
             logger.warning("stopping \(monitor.activeCount) sessions still running after the shutdown grace period")
             monitor.killAll()
         }
         pool.stop()
         await pool.waitForExit(timeout: .seconds(5))
         monitor.stop()
+        await monitor.join()
         for (listener, _) in state.withLock({ $0.listeners }) { close(listener.descriptor) }
         logger.info("stopped")
     }
@@ -201,7 +227,7 @@ public final class RgateServer: Service, Sendable {
         var a = configuration.assignment(for: wireProtocol, id: id)
         a.loginMethods = authenticator?.loginMethods ?? []
         a.auditRequests = audit != nil
-        a.tlsSwitch = tlsContext != nil && wireProtocol == .qap1 && peer == nil // not inside TLS already
+        a.tlsSwitch = tlsContext != nil && FrontEnd.of(wireProtocol).offersTLSSwitch && peer == nil // not inside TLS already
         if let peer { a.peer = peer } else if audit != nil || authenticator != nil { a.peer = peerAddress(client) }
         return a
     }
@@ -230,6 +256,7 @@ public final class RgateServer: Service, Sendable {
         monitor.watch(pid: worker.pid, control: worker.control, client: self.client(copy, id: id, wireProtocol, work), shared: false)
         do {
             try worker.control.send(.assign(work), passing: client)
+            monitor.confirm(sessionID: id)
         } catch {
             // That spare is gone (the monitor cleans it up); let the slow path find another.
             monitor.unwatch(control: worker.control, sessionID: id)
@@ -247,11 +274,14 @@ public final class RgateServer: Service, Sendable {
         let id = ids.next()
         let work = assignment(for: wireProtocol, id: id, client: client, peer: peer)
         if !work.sharedSession {
+            let waitStart = ContinuousClock.now
             guard await gate.acquire(timeout: configuration.workerWaitTimeout) else {
+                events.emit(.admissionRefused(frontEnd: "\(wireProtocol)", workload: .interactive))
                 logger.warning("connection refused: \(configuration.maxSessions) sessions are running", metadata: ["session.id": "\(id)"])
                 refuse(client: client, wireProtocol: wireProtocol, message: "Error: rgate: the server is busy (all \(configuration.maxSessions) sessions are in use); try again later\n")
                 return
             }
+            events.emit(.admissionWaited(frontEnd: "\(wireProtocol)", workload: .interactive, duration: .now - waitStart))
         }
         var admitted = !work.sharedSession
         defer { if admitted { gate.release() } }
@@ -270,6 +300,7 @@ public final class RgateServer: Service, Sendable {
             monitor.watch(pid: worker.pid, control: worker.control, client: handle, shared: work.sharedSession)
             do {
                 try worker.control.send(.assign(work), passing: client)
+                monitor.confirm(sessionID: id)
                 admitted = false // the slot is released when the monitor sees the session end
                 close(client)
                 if !work.sharedSession { pool.replenish() }
@@ -326,19 +357,10 @@ public final class RgateServer: Service, Sendable {
     }
 
     private func refuse(client: Int32, wireProtocol: WireProtocol, message: String) {
-        var buffer = ByteBuffer()
-        switch wireProtocol {
-        case .text:
-            TextReply(body: ByteBuffer(string: message)).encode(into: &buffer)
-        case .qap1:
-            // A QAP1 client expects the 32-byte identification first; say "busy" after it.
-            buffer.writeBytes(QAP1Identification.make())
-            QAP1Message(command: .error(.sessionBusy)).encode(into: &buffer)
-        default:
-            break
-        }
-        buffer.withUnsafeReadableBytes { raw in
-            _ = send(client, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        if let buffer = FrontEnd.of(wireProtocol).busyReply(message) {
+            buffer.withUnsafeReadableBytes { raw in
+                _ = send(client, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
         }
         close(client)
     }

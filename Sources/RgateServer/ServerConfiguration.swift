@@ -77,7 +77,7 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var shutdownGrace: Duration = .seconds(10)
     /// The log level name (`info` by default).
     public var logLevel: String = "info"
-    /// The executable started as `<path> worker` (defaults to this program).
+    /// The worker executable (the zygote; defaults to `rgate-worker` beside this program).
     public var workerExecutable: String? = nil
 
     /// The defaults.

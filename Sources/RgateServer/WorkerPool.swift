@@ -1,6 +1,6 @@
 internal import CRgateSystem
 import Logging
-public import RgateIPC
+import RgateIPC
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -19,22 +19,16 @@ struct SpareWorker: Sendable {
 /// asks the zygote for a replacement, so the pool refills while the session runs. If the zygote
 /// dies, it is started again (and its spares, which die with it, are dropped).
 final class WorkerPool: Sendable {
-    private struct Waiter {
-        let id: UInt64
-        let continuation: CheckedContinuation<SpareWorker, any Error>
-    }
-
     private struct State {
         var zygote: (pid: Int32, control: ControlSocket)?
-        var spares: [SpareWorker] = []
-        var pendingSpawns = 0
-        var waiters: [Waiter] = []
+        var pool: SparePool<SpareWorker>
         var nextWaiterID: UInt64 = 0
-        var stopping = false
-        var generation = 0
+        /// Waiting for the zygote to exit (``waitForExit(timeout:)``).
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    private let waiters = Waiters<Result<SpareWorker, PoolError>>()
     private let configuration: ServerConfiguration
     private let executable: String
     private let logger: Logger
@@ -44,8 +38,11 @@ final class WorkerPool: Sendable {
     private let ready = Mutex<CheckedContinuation<Bool, Never>?>(nil)
 
     private let rsaPublicKeyDER: [UInt8]?
+    private let events: ServerEvents
 
-    init(configuration: ServerConfiguration, logger: Logger, rsaPublicKeyDER: [UInt8]?, onExit: @escaping @Sendable (Int32, Int32) -> Void) throws {
+    init(configuration: ServerConfiguration, logger: Logger, events: ServerEvents, rsaPublicKeyDER: [UInt8]?, onExit: @escaping @Sendable (Int32, Int32) -> Void) throws {
+        self.events = events
+        state = Mutex(State(pool: SparePool(target: configuration.warmWorkers)))
         self.rsaPublicKeyDER = rsaPublicKeyDER
         self.configuration = configuration
         self.logger = logger
@@ -53,11 +50,22 @@ final class WorkerPool: Sendable {
         if let path = configuration.workerExecutable {
             executable = path
         } else {
-            var buffer = [CChar](repeating: 0, count: 4096)
-            let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-            guard n > 0 else { throw SystemError("readlink /proc/self/exe") }
-            executable = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            executable = try Self.defaultWorkerExecutable()
         }
+    }
+
+    /// `rgate-worker` beside the running executable (how `swift build` and installs lay them out).
+    static func defaultWorkerExecutable() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { throw SystemError("readlink /proc/self/exe") }
+        let me = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = me.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let worker = directory + "/rgate-worker"
+        guard access(worker, X_OK) == 0 else {
+            throw SystemError("the worker executable \(worker) is missing (it is built with rgate: swift build; or set worker_executable)", errno: ENOENT)
+        }
+        return worker
     }
 
     /// Starts the zygote and waits until R is up in it.
@@ -120,24 +128,23 @@ final class WorkerPool: Sendable {
                 env.append("\(key)=\(path)")
             }
         }
-        let argv = [executable, "worker"]
+        let argv = [executable]
         let pid = try withCStrings(argv) { cArgv in
             try withCStrings(env) { cEnv in
                 let map: [Int32] = [-1, 2, 2, theirs.descriptor]
                 let pid = rgs_spawn(executable, cArgv, cEnv, map, Int32(map.count))
-                guard pid > 0 else { throw SystemError("spawn \(executable) worker") }
+                guard pid > 0 else { throw SystemError("spawn \(executable)") }
                 return pid
             }
         }
         theirs.close()
-        let generation = state.withLock { s -> Int in
+        let (generation, orphans) = state.withLock { s -> (Int, [SparePool<SpareWorker>.Action]) in
             s.zygote = (pid, mine)
-            s.generation += 1
-            s.spares.removeAll()
-            s.pendingSpawns = 0
-            return s.generation
+            return s.pool.zygoteStarting()
         }
+        run(orphans)
         logger.info("worker process started", metadata: ["worker.pid": "\(pid)"])
+        events.emit(.zygoteStarted(pid: pid, restart: generation > 1))
         Thread.detach(name: "rgate-zygote-reader") { [self] in readZygote(pid: pid, control: mine, generation: generation) }
     }
 
@@ -154,10 +161,10 @@ final class WorkerPool: Sendable {
             case .zygoteReady(_, let micros):
                 logger.info("R is ready in the worker process", metadata: ["worker.pid": "\(pid)", "startup.ms": "\(micros / 1000)"])
                 if !announced { announced = true; announce(true) }
-                refill()
+                run(state.withLock { $0.pool.zygoteReady(generation: generation) })
             case .spawned(let child):
                 guard let fd = received.descriptor else { continue }
-                arrived(SpareWorker(pid: child, control: ControlSocket(descriptor: fd)))
+                run(state.withLock { $0.pool.arrived(SpareWorker(pid: child, control: ControlSocket(descriptor: fd)), generation: generation) })
             case .exited(let child, let status):
                 onExit(child, status)
             default:
@@ -168,18 +175,17 @@ final class WorkerPool: Sendable {
         control.close()
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        let (stopping, current, orphans) = state.withLock { s -> (Bool, Bool, [SpareWorker]) in
-            let current = s.generation == generation
-            var orphans: [SpareWorker] = []
+        let (stopping, current, orphans, exitWaiters) = state.withLock { s -> (Bool, Bool, [SparePool<SpareWorker>.Action], [CheckedContinuation<Void, Never>]) in
+            let (current, orphans) = s.pool.zygoteExited(generation: generation)
+            var waiters: [CheckedContinuation<Void, Never>] = []
             if current {
                 s.zygote = nil
-                orphans = s.spares
-                s.spares.removeAll()
-                s.pendingSpawns = 0
+                if s.pool.stopping { waiters = s.exitWaiters; s.exitWaiters.removeAll() }
             }
-            return (s.stopping, current, orphans)
+            return (s.pool.stopping, current, orphans, waiters)
         }
-        orphans.forEach { $0.control.close() }
+        run(orphans)
+        exitWaiters.forEach { $0.resume() }
         if !announced { announce(false) }
         guard current, !stopping, announced else { return }
         logger.error("the worker process exited unexpectedly; starting a new one", metadata: ["worker.pid": "\(pid)", "wait.status": "\(status)"])
@@ -187,120 +193,92 @@ final class WorkerPool: Sendable {
             try startZygote()
         } catch {
             logger.critical("cannot restart the worker process: \(error)")
-            failWaiters(error)
+            run(state.withLock { $0.pool.zygoteFailed() })
         }
     }
 
-    private func arrived(_ spare: SpareWorker) {
-        let waiter = state.withLock { s -> Waiter? in
-            s.pendingSpawns = max(0, s.pendingSpawns - 1)
-            if s.stopping { return nil }
-            if !s.waiters.isEmpty { return s.waiters.removeFirst() }
-            s.spares.append(spare)
-            return nil
-        }
-        if let waiter {
-            waiter.continuation.resume(returning: spare)
-        } else if state.withLock({ $0.stopping }) {
-            spare.control.close()
+    /// Runs what the spare pool decided, outside the lock.
+    private func run(_ actions: [SparePool<SpareWorker>.Action]) {
+        for action in actions {
+            switch action {
+            case .spawn(let count):
+                guard let control = state.withLock({ $0.zygote?.control }) else { continue }
+                do { try control.send(.spawn(count: count)) } catch {
+                    logger.error("cannot ask the worker process for sessions: \(error)")
+                }
+            case .hand(let spare, let id):
+                waiters.resume(id, with: .success(spare))
+            case .discard(let spare):
+                spare.control.close()
+            case .fail(let id, let error):
+                waiters.resume(id, with: .failure(error))
+            }
         }
     }
 
     /// Asks the zygote for replacements; called after a hand-off, so the fork does not delay it.
-    func replenish() { refill() }
-
-    /// Asks the zygote for enough spares to cover the target plus everyone waiting.
-    private func refill() {
-        let request = state.withLock { s -> (ControlSocket, UInt32)? in
-            guard let zygote = s.zygote, !s.stopping else { return nil }
-            let wanted = configuration.warmWorkers + s.waiters.count - s.spares.count - s.pendingSpawns
-            guard wanted > 0 else { return nil }
-            s.pendingSpawns += wanted
-            return (zygote.control, UInt32(wanted))
-        }
-        if let (control, count) = request {
-            do { try control.send(.spawn(count: count)) } catch {
-                logger.error("cannot ask the worker process for sessions: \(error)")
-            }
-        }
-    }
+    func replenish() { run(state.withLock { $0.pool.replenish() }) }
 
     /// A warm session process if one is ready now.
     func tryCheckout() -> SpareWorker? {
-        state.withLock { s in s.spares.isEmpty ? nil : s.spares.removeFirst() }
+        state.withLock { $0.pool.tryCheckout() }
     }
 
-    /// Takes a warm session process, waiting up to the configured time for one.
-    func checkout() async throws -> SpareWorker {
-        let immediate = state.withLock { s -> SpareWorker? in s.spares.isEmpty ? nil : s.spares.removeFirst() }
-        if let immediate { return immediate } // the caller refills after the hand-off (``replenish()``)
-        let id = state.withLock { s -> UInt64 in s.nextWaiterID += 1; return s.nextWaiterID }
-        let timeout = configuration.workerWaitTimeout
-        return try await withThrowingTaskGroup(of: SpareWorker?.self) { group in
-            group.addTask {
-                try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { continuation in
-                        let stopping = self.state.withLock { s -> Bool in
-                            if s.stopping { return true }
-                            s.waiters.append(Waiter(id: id, continuation: continuation))
-                            return false
-                        }
-                        if stopping { continuation.resume(throwing: PoolError.stopping) } else { self.refill() }
-                    }
-                } onCancel: {
-                    let waiter = self.state.withLock { s -> Waiter? in
-                        guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                        return s.waiters.remove(at: i)
-                    }
-                    waiter?.continuation.resume(throwing: PoolError.busy)
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let spare = result { return spare }
-                throw PoolError.busy
-            }
-            throw PoolError.busy
+    /// Takes a warm session process, waiting up to the configured time for one (the caller asks
+    /// for a replacement after its hand-off: ``replenish()``).
+    func checkout() async throws(PoolError) -> SpareWorker {
+        let (id, result) = state.withLock { s -> (UInt64, SparePool<SpareWorker>.Checkout) in
+            s.nextWaiterID += 1
+            return (s.nextWaiterID, s.pool.checkout(id: s.nextWaiterID))
         }
-    }
-
-    private func failWaiters(_ error: any Error) {
-        let waiters = state.withLock { s -> [Waiter] in defer { s.waiters.removeAll() }; return s.waiters }
-        waiters.forEach { $0.continuation.resume(throwing: error) }
+        switch result {
+        case .spare(let spare):
+            return spare
+        case .refused(let error):
+            throw error
+        case .wait(let actions):
+            run(actions)
+            let outcome = await waiters.wait(id, timeout: configuration.workerWaitTimeout, timedOut: .failure(.busy)) {
+                self.state.withLock { $0.pool.withdraw(id: id) }
+            }
+            return try outcome.get()
+        }
     }
 
     /// Stops the zygote; it kills every session process it forked before it exits.
     func stop() {
-        let (zygote, spares, waiters) = state.withLock { s in
-            s.stopping = true
-            defer { s.spares.removeAll(); s.waiters.removeAll() }
-            return (s.zygote, s.spares, s.waiters)
-        }
-        waiters.forEach { $0.continuation.resume(throwing: PoolError.stopping) }
-        spares.forEach { $0.control.close() }
+        let (zygote, actions) = state.withLock { s in (s.zygote, s.pool.stop()) }
+        run(actions)
         if let zygote {
             shutdown(zygote.control.descriptor, Int32(SHUT_RDWR))
         }
     }
 
-    /// Waits (bounded) until the zygote has exited.
+    /// Waits (bounded) until the zygote has exited after ``stop()``; kills it if it has not.
     func waitForExit(timeout: Duration) async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if state.withLock({ $0.zygote == nil }) { return }
-            try? await Task.sleep(for: .milliseconds(20))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let gone = self.state.withLock { s -> Bool in
+                        if s.zygote == nil { return true }
+                        s.exitWaiters.append(continuation)
+                        return false
+                    }
+                    if gone { continuation.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in defer { s.exitWaiters.removeAll() }; return s.exitWaiters }
+            waiters.forEach { $0.resume() }
+            group.cancelAll()
         }
         if let pid = state.withLock({ $0.zygote?.pid }) { kill(pid, SIGKILL) }
     }
 }
 
 /// Why no worker could be had.
-enum PoolError: Error, CustomStringConvertible {
+enum PoolError: Error, Hashable, CustomStringConvertible {
     case busy
     case stopping
 

@@ -43,6 +43,7 @@ struct BridgeSession {
     mutating func serve() -> SessionEndReason {
         guard write(BridgeReply(), id: Self.helloID) else { return .ioError }
         defer {
+            runtime.sendTally()
             engine.cancelWhenPeerCloses(nil)
             engine.onQuit = nil
         }
@@ -88,7 +89,7 @@ struct BridgeSession {
 
     // MARK: Requests
 
-    private func handle(_ request: BridgeRequest, id: UInt32) -> BridgeReply {
+    private mutating func handle(_ request: BridgeRequest, id: UInt32) -> BridgeReply {
         let start = ContinuousClock.now
         // Re-armed per request: a cancel seen by the last request must not stop this one.
         engine.cancelWhenPeerSends(client.descriptor)
@@ -111,7 +112,19 @@ struct BridgeSession {
             reply = BridgeReply()
         }
         reply.durationMicroseconds = (ContinuousClock.now - start).wholeMicroseconds
+        runtime.count(Self.tallyOutcome(of: reply), since: start)
         return reply
+    }
+
+    /// How the request tally counts a reply.
+    static func tallyOutcome(of reply: BridgeReply) -> RequestTally.Outcome {
+        switch reply.failure?.code {
+        case nil: .ok
+        case .timeout?: .timeout
+        case .forbidden?: .refused
+        case .cancelled?: .cancelled
+        default: .error
+        }
     }
 
     private func evaluate(_ code: ByteBuffer, format: BridgeValueFormat, transcript: Bool, id: UInt32, start: ContinuousClock.Instant) -> BridgeReply {

@@ -88,6 +88,7 @@ final class QAP1Session {
             try? control.send(.ended(reason: .quit))
         }
         defer {
+            runtime.sendTally()
             engine.cancelWhenPeerCloses(nil)
             engine.onOutOfBand = nil
             engine.onQuit = nil
@@ -410,6 +411,7 @@ final class QAP1Session {
         let access = self.access
         let (evaluation, object) = withHardLimit { access.call(engine, function: function, arguments: arguments, options: options) }
         report(command: "OCcall \(function)", outcome: SessionRuntime.outcome(of: evaluation), since: start, limit: SessionRuntime.limit(of: evaluation))
+        runtime.count(evaluation, since: start)
         guard evaluation.error == nil, let object else { return respond(error: .rError) }
         return respondOK(object: object)
     }
@@ -512,6 +514,7 @@ final class QAP1Session {
         }
         let (evaluation, object) = outcome
         report(command: command, code: sent, outcome: SessionRuntime.outcome(of: evaluation), since: start, limit: SessionRuntime.limit(of: evaluation))
+        runtime.count(evaluation, since: start)
         if let error = evaluation.error {
             switch error.code {
             case .parseIncomplete: return respond(error: .parseIncomplete)

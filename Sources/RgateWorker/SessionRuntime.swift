@@ -15,7 +15,12 @@ struct SessionRuntime {
     /// zygote's warm-up conversations (which run the zygote's own code).
     var access: SessionAccess?
 
+    /// Requests counted since the last tally was sent to the supervisor.
+    private var tally = RequestTally()
+    private var lastTally: ContinuousClock.Instant
+
     init(engine: REngine, assignment: SessionAssignment, control: ControlSocket, access: SessionAccess?) {
+        lastTally = .now
         self.engine = engine
         self.assignment = assignment
         self.control = control
@@ -58,6 +63,39 @@ struct SessionRuntime {
     /// The limit an evaluation hit, as request records name it ("" for none).
     static func limit(of evaluation: Evaluation) -> String {
         evaluation.error?.code == .timeout ? "eval_timeout" : ""
+    }
+
+    /// Counts one request (for the server's event stream: request counts, outcomes and latency,
+    /// with or without an audit log). The tally goes to the supervisor at most about once a
+    /// second, so the hot path pays a clock read and a few additions, not a message.
+    mutating func count(_ outcome: RequestTally.Outcome, since start: ContinuousClock.Instant) {
+        let now = ContinuousClock.now
+        tally.add(outcome, microseconds: (now - start).wholeMicroseconds)
+        if now - lastTally >= .seconds(1) { sendTally(at: now) }
+    }
+
+    /// Counts an evaluation (see ``count(_:since:)``).
+    mutating func count(_ evaluation: Evaluation, since start: ContinuousClock.Instant) {
+        count(Self.tallyOutcome(of: evaluation), since: start)
+    }
+
+    /// Sends what was counted and not yet sent (sessions call it when they end).
+    mutating func sendTally(at now: ContinuousClock.Instant = .now) {
+        lastTally = now
+        guard !tally.isEmpty else { return }
+        try? control.send(.requestTally(tally))
+        tally = RequestTally()
+    }
+
+    /// How the tally counts an evaluation's outcome.
+    static func tallyOutcome(of evaluation: Evaluation) -> RequestTally.Outcome {
+        switch evaluation.error?.code {
+        case nil: .ok
+        case .timeout?: .timeout
+        case .rejected?: .refused
+        case .cancelled?: .cancelled
+        default: .error
+        }
     }
 
     /// Reports one request to the supervisor (for the audit log), when the assignment asks for it.

@@ -10,7 +10,7 @@ import Glibc
 /// the R console, each answered with the console transcript.
 struct TextSession {
     /// Role (the configuration's anonymous role: the text protocol has no login), limits, records.
-    let runtime: SessionRuntime
+    var runtime: SessionRuntime
     let client: ClientConnection
     private var cachedEncoding: TextEncoding = .utf8
     var engine: REngine { runtime.engine }
@@ -23,7 +23,10 @@ struct TextSession {
 
     mutating func serve() -> SessionEndReason {
         engine.cancelWhenPeerCloses(client.descriptor)
-        defer { engine.cancelWhenPeerCloses(nil) }
+        defer {
+            engine.cancelWhenPeerCloses(nil)
+            runtime.sendTally()
+        }
         var decoder = TextRequestDecoder(maximumCodeBytes: Int(clamping: assignment.maxRequestBytes))
         var buffer = ByteBuffer.fresh(capacity: 64 << 10)
         while true {
@@ -104,6 +107,7 @@ struct TextSession {
                 : runtime.withHardLimit { engine.evaluate(utf8: bytes, options: options) }
         }
         code.withUnsafeBytes { runtime.report(command: "text", code: $0, evaluation: evaluation, since: start) }
+        runtime.count(evaluation, since: start)
         engine.onQuit = nil
 
         var text = evaluation.transcript

@@ -6,7 +6,7 @@ import RgatePolicy
 import Glibc
 #endif
 
-/// The worker process (`rgate worker`): starts R once, then forks session processes on demand.
+/// The worker process (`rgate-worker`): starts R once, then forks session processes on demand.
 ///
 /// The zygote is strictly single-threaded (fork is only safe then) and never evaluates client
 /// code. Each forked session process inherits the warm R (copy-on-write), gets its own temp and

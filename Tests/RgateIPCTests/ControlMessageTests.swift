@@ -12,9 +12,51 @@ import Testing
             sessionID: .max, wireProtocol: .text, evalTimeoutMilliseconds: 1500, killGraceMilliseconds: 2000,
             idleTimeoutMilliseconds: 0, maxRequestBytes: 64 << 20, maxOutputBytes: 1 << 20, sharedSession: true,
             allowShutdown: true, memoryLimitBytes: 1 << 30, fileSizeLimitBytes: 1 << 20, openFilesLimit: 256)),
+        .assign({
+            var a = SessionAssignment(
+                sessionID: 9, wireProtocol: .bridge, evalTimeoutMilliseconds: 0, killGraceMilliseconds: 1,
+                idleTimeoutMilliseconds: 5, maxRequestBytes: 1, maxOutputBytes: 2, sharedSession: false)
+            a.anonymousRole = "scorer"
+            a.user = "alice"
+            a.peer = "[::1]:5"
+            return a
+        }()),
         .ended(reason: .quit),
         .shutdownRequested,
+        .requestTally({
+            var t = RequestTally()
+            t.add(.ok, microseconds: 50)
+            t.add(.error, microseconds: 5_000)
+            t.add(.timeout, microseconds: 60_000_000)
+            t.add(.refused, microseconds: 100)
+            t.add(.cancelled, microseconds: 101)
+            return t
+        }()),
     ]
+
+    @Test func requestTallyCountsOutcomesAndBuckets() {
+        var t = RequestTally()
+        t.add(.ok, microseconds: 100) // on a bound: that bucket
+        t.add(.ok, microseconds: 101)
+        t.add(.timeout, microseconds: 99_000_000)
+        #expect(t.requests == 3)
+        #expect(t.timeouts == 1)
+        #expect(t.errors == 0)
+        #expect(t.totalMicroseconds == 99_000_201)
+        #expect(t.buckets == [1, 1, 0, 0, 0, 0, 1])
+        var u = RequestTally()
+        u.add(.refused, microseconds: 1)
+        u.merge(t)
+        #expect(u.requests == 4)
+        #expect(u.refused == 1)
+        #expect(u.buckets == [2, 1, 0, 0, 0, 0, 1])
+    }
+
+    @Test func aTallyWithTheWrongBucketCountIsAnError() {
+        var bytes = ControlMessage.requestTally(RequestTally()).encoded()
+        bytes[1 + 20 + 8] = 3
+        #expect(throws: ControlMessageError.self) { try ControlMessage(decoding: bytes) }
+    }
 
     @Test(arguments: samples) func roundTrips(_ message: ControlMessage) throws {
         #expect(try ControlMessage(decoding: message.encoded()) == message)

@@ -19,6 +19,11 @@ final class ServerProcess: @unchecked Sendable {
         return root.appendingPathComponent(".build/debug/rgate").path
     }
 
+    /// The worker executable beside ``binary``.
+    static var workerBinary: String {
+        URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("rgate-worker").path
+    }
+
     static var seedDirectory: String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.deletingLastPathComponent().appendingPathComponent("shared/seed").path

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import NIOCore
 import RgateBridge
+import RgateIPC
 import RgateModel
 import RgatePolicy
 import RgateQAP1
@@ -17,18 +18,18 @@ final class InProcessServer: Sendable {
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
-    init(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
+    init(eventSinks: [any ServerEventSink] = [], _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
         var configuration = ServerConfiguration()
         configuration.textPort = nil
         configuration.qapPort = 0
         configuration.warmWorkers = 2
-        configuration.workerExecutable = ServerProcess.binary
+        configuration.workerExecutable = ServerProcess.workerBinary
         configuration.workerWaitTimeout = .seconds(5)
         configure(&configuration)
         var logger = Logger(label: "rgate-test")
         logger.logLevel = .warning
         let (listening, continuation) = AsyncStream.makeStream(of: Void.self)
-        server = try RgateServer(configuration: configuration, logger: logger) { _ in continuation.yield() }
+        server = try RgateServer(configuration: configuration, logger: logger, eventSinks: eventSinks) { _ in continuation.yield() }
         group = ServiceGroup(services: [server], gracefulShutdownSignals: [], logger: logger)
         let group = self.group
         running = Task { try await group.run() }
@@ -335,6 +336,57 @@ struct SessionBrokerConfinementTests {
         let ok = try await server.sessions.open(SessionSpec(role: "analyst"))
         #expect(try await ok.eval("1").succeeded)
         ok.close()
+        await server.stop()
+    }
+}
+
+/// Passes every server event to a test.
+final class EventStream: ServerEventSink {
+    let events: AsyncStream<ServerEvent>
+    private let continuation: AsyncStream<ServerEvent>.Continuation
+    init() { (events, continuation) = AsyncStream.makeStream(of: ServerEvent.self) }
+    func record(_ event: ServerEvent) { continuation.yield(event) }
+}
+
+@Suite("The server's event stream", .timeLimit(.minutes(2)))
+struct ServerEventTests {
+    @Test func sessionsRequestsAndLossesReachEverySinkWithoutAnAuditLog() async throws {
+        let stream = EventStream()
+        let server = try await InProcessServer(eventSinks: [stream])
+        let session = try await server.sessions.open(SessionSpec(role: "analyst", user: "alice", peer: "job 1"))
+        #expect(try await session.eval("1").succeeded)
+        #expect(try await session.eval("stop('x')").failure?.code == .rError)
+        #expect(try await session.eval("1 +").failure?.code == .parseIncomplete)
+        session.close()
+        let crash = try await server.sessions.open(SessionSpec(role: "analyst"))
+        kill(crash.pid, SIGSEGV)
+        var started = 0, tally = RequestTally(), ended: [SessionOutcome] = []
+        for await event in stream.events {
+            switch event {
+            case .sessionStarted(let info):
+                started += 1
+                #expect(info.frontEnd == "bridge")
+                if started == 1 {
+                    #expect(info.user == "alice")
+                    #expect(info.peer == "job 1")
+                }
+            case .requestsServed(_, let t): tally.merge(t)
+            case .sessionEnded(_, let outcome, _): ended.append(outcome)
+            default: break
+            }
+            if ended.count == 2 { break }
+        }
+        #expect(started == 2)
+        #expect(tally.requests == 3)
+        #expect(tally.errors == 2)
+        #expect(ended.first == .ended(.clientClosed))
+        #expect(ended.last == .lost(cause: "crashed (signal 11)", signal: SIGSEGV))
+        let statistics = server.server.statistics
+        #expect(statistics.sessionsStarted["bridge"] == 2)
+        #expect(statistics.sessionsLost["crashed"] == 1)
+        #expect(statistics.requests["bridge"]?.requests == 3)
+        #expect(statistics.zygoteStarts == 1)
+        #expect(statistics.admissionWaits["interactive"] == 2)
         await server.stop()
     }
 }

@@ -7,14 +7,11 @@ import Synchronization
 final class AdmissionGate: Sendable {
     private struct State {
         var rules: AdmissionState
-        var continuations: [UInt64: CheckedContinuation<Bool, Never>] = [:]
-        /// Outcomes decided (admitted by a release, or withdrawn) before the waiting task
-        /// registered its continuation.
-        var decided: [UInt64: Bool] = [:]
         var nextID: UInt64 = 0
     }
 
     private let state: Mutex<State>
+    private let waiters = Waiters<Bool>()
     let capacity: Int
     let batchLimit: Int
 
@@ -42,52 +39,13 @@ final class AdmissionGate: Sendable {
         switch first {
         case .admitted: return true
         case .refused: return false
-        case .wait: break
-        }
-        return await withTaskGroup(of: Bool?.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let early = self.state.withLock { s -> Bool? in
-                        if let outcome = s.decided.removeValue(forKey: id) { return outcome }
-                        s.continuations[id] = continuation
-                        return nil
-                    }
-                    if let early { continuation.resume(returning: early) }
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next()!
-            if let admitted = first {
-                group.cancelAll()
-                return admitted
-            }
-            // Timed out: withdraw, unless a slot was handed over at the same moment.
-            let withdrawn = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
-                guard s.rules.withdraw(id: id) else { return (false, nil) }
-                guard let c = s.continuations.removeValue(forKey: id) else {
-                    s.decided[id] = false // the waiting task has not registered yet: it finds this
-                    return (true, nil)
-                }
-                return (true, c)
-            }
-            withdrawn.1?.resume(returning: false)
-            // Either way the waiting task now finishes with the outcome.
-            return await group.next()! ?? false
+        case .wait:
+            return await waiters.wait(id, timeout: timeout, timedOut: false) { self.state.withLock { $0.rules.withdraw(id: id) } }
         }
     }
 
     /// Frees a slot of `workload`, handing it to the waiters the rules admit.
     func release(_ workload: SessionWorkload = .interactive) {
-        let resumed = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
-            var resumed: [CheckedContinuation<Bool, Never>] = []
-            for id in s.rules.release(workload) {
-                if let c = s.continuations.removeValue(forKey: id) { resumed.append(c) } else { s.decided[id] = true }
-            }
-            return resumed
-        }
-        resumed.forEach { $0.resume(returning: true) }
+        for id in state.withLock({ $0.rules.release(workload) }) { waiters.resume(id, with: true) }
     }
 }

@@ -58,7 +58,9 @@ public final class BridgeChannel: SessionChannel {
     }
 
     public func send(_ request: BridgeRequest) async throws(SessionError) -> BridgeReply {
-        try await exchange { handler, promise in handler.submit(request, promise: promise) }
+        if let end = state.withLock({ $0.end }) { throw end.error }
+        if state.withLock({ $0.closedByUs }) { throw SessionError(.ended, "the session was closed") }
+        return try await exchange { handler, promise in handler.submit(request, promise: promise) }
     }
 
     /// Waits until the session process says it is confined and ready.
@@ -72,9 +74,9 @@ public final class BridgeChannel: SessionChannel {
         }
     }
 
+    /// Starts an exchange on the event loop and awaits its reply (the hello may already be
+    /// buffered even when the session has ended since, so ended sessions are checked by callers).
     private func exchange(_ start: @escaping @Sendable (BridgeClientHandler, EventLoopPromise<BridgeReply>) -> Void) async throws(SessionError) -> BridgeReply {
-        if let end = state.withLock({ $0.end }) { throw end.error }
-        if state.withLock({ $0.closedByUs }) { throw SessionError(.ended, "the session was closed") }
         let promise = channel.eventLoop.makePromise(of: BridgeReply.self)
         let handler = self.handler
         channel.eventLoop.execute { start(handler.value, promise) }

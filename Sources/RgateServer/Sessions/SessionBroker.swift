@@ -18,9 +18,11 @@ public final class SessionBroker: SessionProviding, Sendable {
     private let monitor: SessionMonitor
     private let ids: SessionIDs
     private let auditRequests: Bool
+    private let events: ServerEvents
     private let logger: Logger
 
-    init(configuration: ServerConfiguration, gate: AdmissionGate, pool: WorkerPool, monitor: SessionMonitor, ids: SessionIDs, auditRequests: Bool, logger: Logger) {
+    init(configuration: ServerConfiguration, gate: AdmissionGate, pool: WorkerPool, monitor: SessionMonitor, ids: SessionIDs, auditRequests: Bool, events: ServerEvents, logger: Logger) {
+        self.events = events
         self.configuration = configuration
         self.gate = gate
         self.pool = pool
@@ -40,10 +42,13 @@ public final class SessionBroker: SessionProviding, Sendable {
             throw SessionError(.unknownRole, "rgate: role \(spec.role) is not defined by the server's configuration")
         }
         let id = ids.next()
+        let waitStart = ContinuousClock.now
         guard await gate.acquire(timeout: configuration.workerWaitTimeout, workload: spec.workload) else {
+            events.emit(.admissionRefused(frontEnd: spec.frontEnd, workload: spec.workload))
             logger.warning("session refused: the server is busy", metadata: ["session.id": "\(id)", "workload": "\(spec.workload)"])
             throw SessionError(.busy, "rgate: the server is busy (all \(spec.workload == .batch ? gate.batchLimit : gate.capacity) \(spec.workload) sessions are in use); try again later")
         }
+        events.emit(.admissionWaited(frontEnd: spec.frontEnd, workload: spec.workload, duration: .now - waitStart))
         var admitted = true // the slot is released by the monitor once the session is watched
         defer { if admitted { gate.release(spec.workload) } }
         var work = configuration.assignment(for: .bridge, id: id)
@@ -63,10 +68,8 @@ public final class SessionBroker: SessionProviding, Sendable {
             let worker: SpareWorker
             do {
                 worker = try await pool.checkout()
-            } catch let error as PoolError {
-                throw SessionError(error == .stopping ? .stopping : .busy, "rgate: \(error)")
             } catch {
-                throw SessionError(.busy, "rgate: \(error)")
+                throw SessionError(error == .stopping ? .stopping : .busy, "rgate: \(error)")
             }
             var pair: [Int32] = [-1, -1]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -96,6 +99,7 @@ public final class SessionBroker: SessionProviding, Sendable {
                 continue
             }
             close(pair[1])
+            monitor.confirm(sessionID: id)
             admitted = false // the monitor releases the slot when the session ends
             pool.replenish()
             do {
@@ -125,7 +129,7 @@ extension ServerConfiguration {
             evalTimeoutMilliseconds: evalTimeout?.milliseconds ?? 0,
             killGraceMilliseconds: killGrace.milliseconds,
             idleTimeoutMilliseconds: idleTimeout?.milliseconds ?? 0,
-            maxRequestBytes: UInt64(wireProtocol == .text || wireProtocol == .bridge ? maxRequestBytes : maxQAPMessageBytes),
+            maxRequestBytes: UInt64(FrontEnd.of(wireProtocol).maxRequestBytes(self)),
             maxOutputBytes: UInt64(maxOutputBytes),
             sharedSession: sharedSession && wireProtocol == .text,
             allowShutdown: allowShutdown,
