@@ -397,3 +397,41 @@ extension BridgeReply {
         self.failure = failure
     }
 }
+
+extension BridgeSession {
+    /// Holds a short data-plane conversation with this process's own R over a socket pair (an
+    /// evaluation in each value format, an error, an assignment, a fetch, a list), so that what
+    /// every bridged session runs first (type metadata, the codec, R's compiled code for these
+    /// paths) is paid once in the zygote, as for the other protocols. Uses the built-in `analyst` role.
+    static func warmUp(engine: REngine, settings: WorkerSettings) {
+        guard settings.policy.roles["analyst"] != nil else { return }
+        var requests = ByteBuffer()
+        let exchange: [BridgeRequest] = [
+            .evaluate(code: ByteBuffer(string: "x <- c(a = 1.5, b = NA); x"), format: .qap1, transcript: true),
+            .evaluate(code: ByteBuffer(string: "list(n = 1L, s = 'a')"), format: .rds, transcript: false),
+            .evaluate(code: ByteBuffer(string: "stop('e')"), format: .qap1, transcript: true),
+            .fetch(name: "x", format: .print),
+            .assign(name: "y", value: BridgeValue(format: .qap1, bytes: {
+                var b = ByteBuffer()
+                try? QAP1SEXP.encode(RValue(.integer([1, 2])), into: &b)
+                return b
+            }())),
+            .call(function: "sum", arguments: [BridgeArgument(value: BridgeValue(format: .qap1, bytes: {
+                var b = ByteBuffer()
+                try? QAP1SEXP.encode(RValue(.double([1, 2])), into: &b)
+                return b
+            }()))], format: .qap1),
+            .listObjects,
+            .cancel,
+        ]
+        for (i, request) in exchange.enumerated() { BridgeFrame.request(request, id: UInt32(i + 1)).encode(into: &requests) }
+        guard let (client, peer) = ClientConnection.warmUpPair(requests: requests) else { return }
+        defer { close(client.descriptor); close(peer) }
+        var assignment = ClientConnection.warmUpAssignment(.bridge)
+        assignment.anonymousRole = "analyst"
+        var session = BridgeSession(
+            engine: engine, client: client, assignment: assignment, control: ControlSocket(descriptor: -1),
+            access: SessionAccess(settings: settings, anonymousRole: "analyst"))
+        _ = session.serve()
+    }
+}

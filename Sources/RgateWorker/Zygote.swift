@@ -141,6 +141,7 @@ public enum Zygote {
         }
         TextSession.warmUp(engine: engine)
         QAP1Session.warmUp(engine: engine, settings: settings)
+        BridgeSession.warmUp(engine: engine, settings: settings)
         SessionProcess.warmUpTypes()
         // Sessions start with an empty global environment, as a fresh R does.
         _ = engine.evaluate("rm(list = ls(all.names = TRUE))", options: EvaluationOptions(printVisible: false, convertValue: false))
