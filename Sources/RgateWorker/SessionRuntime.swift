@@ -27,9 +27,12 @@ struct SessionRuntime {
         self.access = access
     }
 
-    /// The wall-clock limit of one request: the role's, else the server's (nil: none).
+    /// The wall-clock limit of one request: the role's, else the server's (nil: none). Bridged
+    /// sessions take the assignment's: the supervisor computed it (the request's own limit,
+    /// within the role's or the server's).
     var timeout: Duration? {
-        let ms = access?.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
+        let ms = assignment.wireProtocol == .bridge ? assignment.evalTimeoutMilliseconds
+            : access?.role?.evalTimeoutMilliseconds ?? assignment.evalTimeoutMilliseconds
         return ms == 0 ? nil : .milliseconds(ms)
     }
 

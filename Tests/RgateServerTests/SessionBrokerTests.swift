@@ -261,6 +261,26 @@ struct SessionBrokerTests {
         let server = try await InProcessServer { c in
             c.policy.roles["scorer"] = Role(name: "scorer", base: .caller, functions: ["sum", "stats::median"])
             c.policy.roles["small"] = Role(name: "small", base: .analyst, memoryLimitBytes: 600 << 20)
+            c.policy.roles["quick"] = Role(name: "quick", base: .analyst, evalTimeoutMilliseconds: 1000)
+        }
+        // The role's time limit applies, and a request's own shorter limit within it.
+        try await server.sessions.withSession(SessionSpec(role: "quick")) { session in
+            let start = ContinuousClock.now
+            let reply = try await session.eval("repeat {}")
+            #expect(reply.failure?.code == .timeout)
+            #expect(ContinuousClock.now - start < .seconds(3))
+        }
+        try await server.sessions.withSession(SessionSpec(role: "quick", evalTimeout: .seconds(60))) { session in
+            let start = ContinuousClock.now
+            let reply = try await session.eval("repeat {}")
+            #expect(reply.failure?.code == .timeout) // not raised past the role's
+            #expect(ContinuousClock.now - start < .seconds(3))
+        }
+        try await server.sessions.withSession(SessionSpec(role: "analyst", evalTimeout: .milliseconds(300))) { session in
+            let start = ContinuousClock.now
+            let reply = try await session.eval("Sys.sleep(5)")
+            #expect(reply.failure?.code == .timeout)
+            #expect(ContinuousClock.now - start < .seconds(2))
         }
         try await server.sessions.withSession(SessionSpec(role: "scorer", user: "alice")) { session in
             let refused = try await session.eval("system('id')")
