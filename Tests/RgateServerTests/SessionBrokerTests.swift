@@ -100,6 +100,14 @@ struct SessionBrokerTests {
 
             let frame = try await session.send(.fetch(name: "nope", format: .qap1))
             #expect(frame.failure?.code == .notFound)
+            // Broken values are refused with a clear error; the session goes on.
+            let garbage = BridgeValue(format: .qap1, bytes: ByteBuffer(bytes: [0xff, 0xff, 0xff, 0xff, 1, 2]))
+            #expect(try await session.send(.assign(name: "g", value: garbage)).failure?.code == .badRequest)
+            let badRDS = BridgeValue(format: .rds, bytes: ByteBuffer(string: "X\nnot really"))
+            #expect(try await session.send(.assign(name: "g", value: badRDS)).failure?.code == .badRequest)
+            #expect(try await session.send(.assign(name: "", value: try qap1(.null))).failure?.code == .badRequest)
+            let text = BridgeValue(format: .print, bytes: ByteBuffer(string: "1"))
+            #expect(try await session.send(.assign(name: "g", value: text)).failure?.code == .unsupportedFormat)
 
             _ = try await session.eval("df <- data.frame(a = 1:3, b = letters[1:3])")
             let listed = try await session.send(.listObjects)
