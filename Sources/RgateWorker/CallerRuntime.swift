@@ -17,12 +17,8 @@ final class CallerRuntime {
         self.functions = functions
     }
 
-    /// `base::geterrmessage`, which every role may call (pyRserve asks for it after an error).
-    nonisolated(unsafe) static var errorMessageFunction: RObject?
-
     /// Resolves every caller role of the policy; throws with the role, file or function at fault.
     static func prepare(_ policy: SecurityPolicy, engine: REngine) throws(EngineError) -> [String: CallerRuntime] {
-        errorMessageFunction = try resolve("base::geterrmessage", in: nil, engine: engine)
         var result: [String: CallerRuntime] = [:]
         for role in policy.roles.values.sorted(by: { $0.name < $1.name }) where role.base == .caller {
             var environment: RObject?
@@ -47,6 +43,11 @@ final class CallerRuntime {
             result[role.name] = CallerRuntime(role: role, functions: functions)
         }
         return result
+    }
+
+    /// `base::geterrmessage`, which every role may call (pyRserve asks for it after an error).
+    static func errorMessageFunction(engine: REngine) throws(EngineError) -> RObject {
+        try resolve("base::geterrmessage", in: nil, engine: engine)
     }
 
     private static func resolve(_ reference: String, in environment: RObject?, engine: REngine, role: String = "") throws(EngineError) -> RObject {

@@ -64,7 +64,7 @@ struct SessionAccess {
         var source = request.canonicalSource
         switch request {
         case .call(let function, let arguments):
-            if function == "geterrmessage", arguments.isEmpty, let f = CallerRuntime.errorMessageFunction {
+            if function == "geterrmessage", arguments.isEmpty, let f = settings.errorMessageFunction {
                 bindings.append((function, f))
             } else {
                 guard let f = caller.functions[function] else {

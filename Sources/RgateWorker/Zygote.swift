@@ -34,6 +34,7 @@ public enum Zygote {
             }
             // Caller roles' scripts and functions: loaded once here, shared by every session.
             settings.callers = try CallerRuntime.prepare(settings.policy, engine: engine)
+            settings.errorMessageFunction = try CallerRuntime.errorMessageFunction(engine: engine)
             engine.resetSessionState()
         } catch {
             WorkerLog.error("cannot load the security policy: \(error)")
@@ -243,6 +244,8 @@ final class WorkerSettings {
     var policy = SecurityPolicy()
     /// Caller roles' resolved functions, by role name.
     var callers: [String: CallerRuntime] = [:]
+    /// `base::geterrmessage`, which every caller may call (pyRserve asks for it after an error).
+    var errorMessageFunction: RObject?
     /// When the worker runs as root: each session process becomes its own unprivileged user
     /// (`uidBase` + its pid), so sessions cannot signal or read each other or the server, and
     /// `maxProcesses` limits each one's processes. Nil: sessions keep the worker's user.
