@@ -128,5 +128,14 @@ let package = Package(
             dependencies: ["RgateServer", "RgateClient", "RgateText"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "RgateClientTests",
+            dependencies: [
+                "RgateClient", "RgateQAP1", "RgateText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
