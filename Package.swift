@@ -143,5 +143,14 @@ let package = Package(
             dependencies: ["RgateServer", "RgateClient", "RgateText", "RgateBridge", "RgateQAP1", "RgateModel", "RgateIPC", "RgatePolicy", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "RgateClientTests",
+            dependencies: [
+                "RgateClient", "RgateQAP1", "RgateText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -1,5 +1,4 @@
-public import NIOCore
-import NIOPosix
+import NIOCore
 public import RgateModel
 public import RgateQAP1
 
@@ -12,8 +11,20 @@ public import RgateQAP1
 ///     let fit = try await r.call("sum", [.integer([1, 2]), .integer([3])])
 /// }
 /// ```
-/// Requests on one connection are strictly sequential (as QAP1 is); use several connections
-/// for parallel work.
+///
+/// ## Concurrency
+/// A client is `Sendable` and may be used by many tasks at once. Its requests take turns on the
+/// connection in the order they are made (QAP1 has no request ids, so each request's write and
+/// reply run alone): concurrent requests are safe but not parallel, and they share one R
+/// session, so they see each other's variables. For parallel evaluation use several
+/// connections.
+///
+/// Cancellation: a task cancelled while waiting for its turn leaves the queue and throws
+/// `CancellationError` without sending anything. A task cancelled after sending throws
+/// `CancellationError` at once; its reply is read and dropped before the next request is sent,
+/// so no other request ever gets it (the next request waits for it, since the server evaluates
+/// one request at a time). When the server closes the connection, the request in progress and
+/// every later one fail with a ``Failure`` of status `connectionBroken`.
 public final class QAP1Client: Sendable {
     /// A failed request: the server's status and, for R errors, R's message.
     public struct Failure: Error, Sendable, Hashable, CustomStringConvertible {
@@ -25,22 +36,22 @@ public final class QAP1Client: Sendable {
     }
 
     /// Answers `self.oobMessage(x, code)` calls from R code; `self.oobSend` calls get `nil` back
-    /// ignored. Runs on the connection's task.
+    /// ignored. Runs on the task whose request the R code is evaluating (or, for a request whose
+    /// task was cancelled, on the task of the next request), while that request holds the
+    /// connection: it must not make requests on the same client (they would wait forever).
     public typealias OutOfBandHandler = @Sendable (_ code: Int, _ value: RValue, _ expectsReply: Bool) async -> RValue?
 
-    private let inbound: NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box
-    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    private let outOfBand: OutOfBandHandler?
+    private typealias Exchange = ClientExchange<QAP1ClientFrame>
+
+    private let connection: ClientConnection<QAP1ClientFrame>
     private let host: String
     /// The server's 32-byte identification (e.g. `Rsrv0103QAP1...`; empty for an attached session).
     public let identification: [UInt8]
 
-    private init(inbound: NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, identification: [UInt8], host: String, outOfBand: OutOfBandHandler?) {
+    private init(connection: ClientConnection<QAP1ClientFrame>, identification: [UInt8], host: String) {
         self.host = host
-        self.inbound = inbound
-        self.outbound = outbound
+        self.connection = connection
         self.identification = identification
-        self.outOfBand = outOfBand
     }
 
     /// True when the server announced that a login is required.
@@ -53,28 +64,28 @@ public final class QAP1Client: Sendable {
     }
 
     /// Connects, logs in when `user` is given, runs `body`, then closes.
+    ///
+    /// The client may be shared by tasks that `body` starts (see ``QAP1Client``, Concurrency);
+    /// it must not be used after `body` returns: its requests then fail with `connectionBroken`.
     public static func withConnection<T: Sendable>(
         host: String, port: Int, user: String? = nil, password: String? = nil,
         maximumMessageBytes: UInt64 = 1 << 34, outOfBand: OutOfBandHandler? = nil,
         _ body: @Sendable (QAP1Client) async throws -> T
     ) async throws -> T {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QAP1ClientDecoder(maximumPayloadBytes: maximumMessageBytes)))
-                    return try NIOAsyncChannel<QAP1ClientFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
+        try await ClientConnection.withConnection(
+            host: host, port: port, decoder: { QAP1ClientDecoder(maximumPayloadBytes: maximumMessageBytes) },
+            classify: { await disposition(of: $0, outOfBand: outOfBand) }
+        ) { connection in
+            let first = try await closedAsFailure("the server closed the connection before identifying itself") {
+                try await connection.withExchange { try await $0.next() }
             }
-        return try await channel.executeThenClose { inbound, outbound in
-            let iterator = NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box(inbound.makeAsyncIterator())
-            guard case .identification(let id)? = try await iterator.next() else {
-                throw Failure(status: .connectionBroken, message: "the server closed the connection before identifying itself")
+            guard case .identification(let id) = first else {
+                throw Failure(status: .connectionBroken, message: "the server sent no identification")
             }
             guard id.starts(with: Array("Rsrv01".utf8)), Array(id[8..<12]) == Array("QAP1".utf8) else {
                 throw Failure(status: .connectionBroken, message: "not a QAP1 server: \(String(decoding: id.prefix(12), as: UTF8.self))")
             }
-            let client = QAP1Client(inbound: iterator, outbound: outbound, identification: id, host: host, outOfBand: outOfBand)
+            let client = QAP1Client(connection: connection, identification: id, host: host)
             if let user {
                 try await client.login(user: user, password: password ?? "")
             }
@@ -94,7 +105,7 @@ public final class QAP1Client: Sendable {
 
     /// Detaches the session: the server keeps its R (and everything in it) and closes this
     /// connection; resume it with ``withAttachedSession(_:outOfBand:_:)``. The connection must
-    /// not be used afterwards.
+    /// not be used afterwards (requests then fail with `connectionBroken`).
     public func detach() async throws -> DetachedSession {
         try detachedSession(from: try await request(.detachSession, []))
     }
@@ -119,21 +130,18 @@ public final class QAP1Client: Sendable {
         _ session: DetachedSession, maximumMessageBytes: UInt64 = 1 << 34, outOfBand: OutOfBandHandler? = nil,
         _ body: @Sendable (QAP1Client) async throws -> T
     ) async throws -> T {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: session.host, port: session.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(QAP1ClientDecoder(maximumPayloadBytes: maximumMessageBytes, identified: true)))
-                    return try NIOAsyncChannel<QAP1ClientFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
+        try await ClientConnection.withConnection(
+            host: session.host, port: session.port,
+            decoder: { QAP1ClientDecoder(maximumPayloadBytes: maximumMessageBytes, identified: true) },
+            classify: { await disposition(of: $0, outOfBand: outOfBand) }
+        ) { connection in
+            let answer = try await closedAsFailure("the server did not resume the session") {
+                try await connection.request(ByteBuffer(bytes: session.key))
             }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(bytes: session.key))
-            let iterator = NIOAsyncChannelInboundStream<QAP1ClientFrame>.AsyncIterator.Box(inbound.makeAsyncIterator())
-            guard case .frame(.message(let resumed))? = try await iterator.next() else {
+            guard case .frame(.message(let resumed)) = answer else {
                 throw Failure(status: .connectionBroken, message: "the server did not resume the session")
             }
-            let client = QAP1Client(inbound: iterator, outbound: outbound, identification: [], host: session.host, outOfBand: outOfBand)
+            let client = QAP1Client(connection: connection, identification: [], host: session.host)
             guard resumed.header.command.isOK else {
                 // detachedVoidEval's code failed while detached.
                 let message = (try? await client.eval("geterrmessage()").strings?.first ?? nil) ?? "the detached evaluation failed"
@@ -181,14 +189,20 @@ public final class QAP1Client: Sendable {
     /// then `function(rgate_arg_1_, name = rgate_arg_2_, ...)` is evaluated. `function` is a
     /// name or `pkg::name` as the server's role lists it.
     /// - Parameter names: argument names, `""` for positional ones (same count as `arguments`).
+    ///
+    /// The assignments and the call run as one turn on the connection, so concurrent
+    /// `callAllowed`s on one client do not overwrite each other's arguments.
     public func callAllowed(_ function: String, _ arguments: [RValue], names: [String]? = nil) async throws -> RValue {
-        var parts: [String] = []
-        for (index, argument) in arguments.enumerated() {
-            let variable = "rgate_arg_\(index + 1)_"
-            try await assign(variable, argument)
-            if let name = names?[index], !name.isEmpty { parts.append("\(name) = \(variable)") } else { parts.append(variable) }
+        try await connection.withExchange { exchange in
+            var parts: [String] = []
+            for (index, argument) in arguments.enumerated() {
+                let variable = "rgate_arg_\(index + 1)_"
+                _ = try await Self.roundTrip(.setSEXP, [.string(variable), .sexp(argument)], on: &exchange)
+                if let name = names?[index], !name.isEmpty { parts.append("\(name) = \(variable)") } else { parts.append(variable) }
+            }
+            let code = "\(function)(\(parts.joined(separator: ", ")))"
+            return try Self.value(from: try await Self.roundTrip(.eval, [.string(code)], on: &exchange))
         }
-        return try await eval("\(function)(\(parts.joined(separator: ", ")))")
     }
 
     /// Binds a value to a name in the session's global environment.
@@ -210,75 +224,85 @@ public final class QAP1Client: Sendable {
         return try QAP1SEXP.decode(body)
     }
 
+    /// One request in its own turn on the connection.
     private func request(_ command: QAP1Command, _ parameters: [QAP1Parameter], fetchError: Bool = true) async throws -> ByteBuffer {
+        try await connection.withExchange { try await Self.roundTrip(command, parameters, fetchError: fetchError, on: &$0) }
+    }
+
+    /// Sends a request and reads its answer, within a turn the caller holds; for R errors, asks
+    /// for R's message (`geterrmessage()`) in the same turn, before any other request can
+    /// replace it.
+    private static func roundTrip(
+        _ command: QAP1Command, _ parameters: [QAP1Parameter], fetchError: Bool = true, on exchange: inout Exchange
+    ) async throws -> ByteBuffer {
         var payload = ByteBuffer()
         for p in parameters { p.encode(into: &payload) }
         var out = ByteBuffer()
         QAP1Message(command: command, payload: payload).encode(into: &out)
-        try await outbound.write(out)
-        while true {
-            guard case .frame(let frame)? = try await inbound.next() else {
-                throw Failure(status: .connectionBroken, message: "the server closed the connection")
-            }
-            guard case .message(let message) = frame else {
-                throw Failure(status: .dataOverflow, message: "the server's response exceeds the client's maximum")
-            }
-            let code = message.header.command
-            if code.isOOB {
-                try await answerOutOfBand(message)
-                continue
-            }
-            if code.isOK { return message.payload }
-            let status = code.status
-            var text = "the server refused the request (status \(status))"
-            if fetchError, [.rError, .parseError, .parseIncomplete].contains(status),
-               let detail = try? await eval("geterrmessage()").strings?.first ?? nil {
-                text = detail.hasSuffix("\n") ? String(detail.dropLast()) : detail
-            }
-            throw Failure(status: status, message: text)
+        let answer = try await closedAsFailure("the server closed the connection") { try await exchange.request(out) }
+        guard case .frame(let frame) = answer else {
+            throw Failure(status: .connectionBroken, message: "the server sent a second identification")
+        }
+        guard case .message(let message) = frame else {
+            throw Failure(status: .dataOverflow, message: "the server's response exceeds the client's maximum")
+        }
+        let code = message.header.command
+        if code.isOK { return message.payload }
+        let status = code.status
+        var text = "the server refused the request (status \(status))"
+        if fetchError, [.rError, .parseError, .parseIncomplete].contains(status),
+           let answer = try? await roundTrip(.eval, [.string("geterrmessage()")], fetchError: false, on: &exchange),
+           let detail = (try? value(from: answer))?.strings?.first ?? nil {
+            text = detail.hasSuffix("\n") ? String(detail.dropLast()) : detail
+        }
+        throw Failure(status: status, message: text)
+    }
+
+    /// Runs `operation`, reporting a closed connection as a ``Failure`` (`connectionBroken`).
+    private static func closedAsFailure<R>(_ message: String, _ operation: () async throws -> R) async throws -> R {
+        do {
+            return try await operation()
+        } catch is ConnectionClosedError {
+            throw Failure(status: .connectionBroken, message: message)
         }
     }
 
-    private func answerOutOfBand(_ message: QAP1Message) async throws {
+    /// Out-of-band messages come before a request's reply; they are answered through `handler`.
+    private static func disposition(of frame: QAP1ClientFrame, outOfBand handler: OutOfBandHandler?) async -> Exchange.Disposition {
+        switch frame {
+        case .frame(.message(let message)) where message.header.command.isOOB:
+            return .interim(answer: await outOfBandAnswer(message, handler))
+        case .frame(.oversized(let header)) where header.command.isOOB:
+            // Too large to read: answered with NULL, so that the server goes on.
+            return .interim(answer: outOfBandReply(to: header.command, .null))
+        default:
+            return .reply
+        }
+    }
+
+    private static func outOfBandAnswer(_ message: QAP1Message, _ handler: OutOfBandHandler?) async -> ByteBuffer? {
         let raw = message.header.command.rawValue
-        let expectsReply = raw & 0xff000 == QAP1Command.oobMessage.rawValue & 0xff000
         let value = (try? Self.value(from: message.payload)) ?? .null
-        let reply = await outOfBand?(Int(raw & 0xfff), value, expectsReply)
-        guard expectsReply else { return }
+        let reply = await handler?(Int(raw & 0xfff), value, expectsReply(message.header.command))
+        return outOfBandReply(to: message.header.command, reply ?? .null)
+    }
+
+    private static func expectsReply(_ command: QAP1Command) -> Bool {
+        command.rawValue & 0xff000 == QAP1Command.oobMessage.rawValue & 0xff000
+    }
+
+    /// The answer to an `oobMessage` (nil for `oobSend`, which expects none); a value that
+    /// cannot be encoded is answered as NULL, so that the server is never left waiting.
+    private static func outOfBandReply(to command: QAP1Command, _ value: RValue) -> ByteBuffer? {
+        guard expectsReply(command) else { return nil }
         var payload = ByteBuffer()
-        try QAP1Parameter.sexp(reply ?? .null).encode(into: &payload)
-        var out = ByteBuffer()
-        QAP1Message(command: QAP1Command(rawValue: raw | QAP1Command.response.rawValue | 1), payload: payload).encode(into: &out)
-        try await outbound.write(out)
-    }
-}
-
-/// What a QAP1 client reads: first the identification, then messages.
-enum QAP1ClientFrame: Sendable {
-    case identification([UInt8])
-    case frame(QAP1Frame)
-}
-
-struct QAP1ClientDecoder: NIOSingleStepByteToMessageDecoder {
-    typealias InboundOut = QAP1ClientFrame
-    private var identified: Bool
-    private var messages: QAP1MessageDecoder
-
-    init(maximumPayloadBytes: UInt64, identified: Bool = false) {
-        messages = QAP1MessageDecoder(maximumPayloadBytes: maximumPayloadBytes)
-        self.identified = identified
-    }
-
-    mutating func decode(buffer: inout ByteBuffer) throws -> QAP1ClientFrame? {
-        if !identified {
-            guard let id = buffer.readBytes(length: 32) else { return nil }
-            identified = true
-            return .identification(id)
+        if let parameter = try? QAP1Parameter.sexp(value) {
+            parameter.encode(into: &payload)
+        } else {
+            try! QAP1Parameter.sexp(.null).encode(into: &payload)
         }
-        return try messages.decode(buffer: &buffer).map { .frame($0) }
-    }
-
-    mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> QAP1ClientFrame? {
-        try decode(buffer: &buffer)
+        var out = ByteBuffer()
+        QAP1Message(command: QAP1Command(rawValue: command.rawValue | QAP1Command.response.rawValue | 1), payload: payload).encode(into: &out)
+        return out
     }
 }

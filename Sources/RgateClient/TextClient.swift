@@ -1,6 +1,5 @@
-public import NIOCore
-import NIOPosix
-public import RgateText
+import NIOCore
+import RgateText
 
 /// A client for the seed's text protocol (and rgate's `status` extension), on async/await.
 ///
@@ -19,18 +18,28 @@ public enum TextClient {
         public var succeeded: Bool { status == "ok" }
     }
 
-    /// A connection for several requests in a row.
+    /// A connection for several requests.
+    ///
+    /// `Sendable`: tasks may share it. Their requests take turns in the order they are made
+    /// (the protocol has no request ids: each request's write and reply run alone), so they are
+    /// safe but not parallel, and share one R session; use several connections for parallel
+    /// work. A task cancelled while waiting for its turn throws `CancellationError` without
+    /// sending; one cancelled after sending throws `CancellationError` at once, and its reply is
+    /// read and dropped before the next request is sent, so it never reaches another request.
+    /// When the server closes the connection, the request in progress and every later one throw
+    /// a ``RgateText/TextProtocolError`` (`truncated`).
     public struct Connection: Sendable {
-        fileprivate let inbound: NIOAsyncChannelInboundStream<TextReply>.AsyncIterator.Box
-        fileprivate let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        fileprivate let connection: ClientConnection<TextReply>
         fileprivate let encoding: TextEncoding
 
-        /// Sends `code` and waits for the reply.
+        /// Sends `code` in the connection's turn and waits for the reply.
         public func evaluate(_ code: String) async throws -> Result {
             var request = ByteBuffer()
             TextRequest(encodingName: encoding.canonicalName, options: ["status"], code: encoding.encode(code)).encode(into: &request)
-            try await outbound.write(request)
-            guard let reply = try await inbound.next() else {
+            let reply: TextReply
+            do {
+                reply = try await connection.request(request)
+            } catch is ConnectionClosedError {
                 throw TextProtocolError(.truncated, "the server closed the connection without a reply")
             }
             let text = try Self.decode(reply.body, encoding)
@@ -45,38 +54,21 @@ public enum TextClient {
         }
     }
 
-    /// Connects, runs `body` with the connection, then closes it.
+    /// Connects, runs `body` with the connection, then closes it. The connection may be shared
+    /// by tasks that `body` starts (see ``Connection``); it must not be used after `body`
+    /// returns: its requests then throw.
     public static func withConnection<T: Sendable>(
         host: String, port: Int, encoding: String = "UTF-8",
         _ body: @Sendable (Connection) async throws -> T
     ) async throws -> T {
         let textEncoding = try TextEncoding(named: encoding)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TextReplyDecoder()))
-                    return try NIOAsyncChannel<TextReply, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            let connection = Connection(inbound: .init(inbound.makeAsyncIterator()), outbound: outbound, encoding: textEncoding)
-            return try await body(connection)
+        return try await ClientConnection.withConnection(host: host, port: port, decoder: { TextReplyDecoder() }) { connection in
+            try await body(Connection(connection: connection, encoding: textEncoding))
         }
     }
 
     /// Connects, evaluates `code`, closes.
     public static func evaluate(_ code: String, host: String, port: Int, encoding: String = "UTF-8") async throws -> Result {
         try await withConnection(host: host, port: port, encoding: encoding) { try await $0.evaluate(code) }
-    }
-}
-
-extension NIOAsyncChannelInboundStream.AsyncIterator {
-    /// A reference to an iterator so a `Sendable` connection can advance it.
-    final class Box: @unchecked Sendable {
-        // Safe: a Connection is used by one task at a time (requests are strictly sequential).
-        private var iterator: NIOAsyncChannelInboundStream<Inbound>.AsyncIterator
-        init(_ iterator: NIOAsyncChannelInboundStream<Inbound>.AsyncIterator) { self.iterator = iterator }
-        func next() async throws -> Inbound? { try await iterator.next() }
     }
 }
