@@ -9,7 +9,7 @@ import Glibc
 ///
 /// R is single-threaded and may start only once per process. `REngine` is therefore not
 /// `Sendable`: create it with ``start(arguments:)`` on the thread that will run R (the main
-/// thread of an `rgate worker`, or an ``RThread``) and use it only there. R errors never unwind
+/// thread of `rgate-worker`, or an ``RThread``) and use it only there. R errors never unwind
 /// through Swift: every call into R runs under `R_ToplevelExec` in the C shim.
 public final class REngine {
     /// Called when R code runs `q()`; the process exits right after it returns.
