@@ -129,7 +129,17 @@ let package = Package(
         .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine"], swiftSettings: swiftSettings),
+        // The one in-process R that test targets share (R starts once per process).
+        .target(name: "RgateTestSupport", dependencies: ["RgateEngine"], path: "Tests/RgateTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine", "RgateTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RgateWorkerTests",
+            dependencies: [
+                "RgateWorker", "RgateBridge", "RgateEngine", "RgateIPC", "RgatePolicy", "RgateQAP1", "RgateModel", "RgateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RgateTextTests",
             dependencies: [
