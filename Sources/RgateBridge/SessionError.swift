@@ -17,6 +17,9 @@ public struct SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unknownRole = Code(rawValue: "unknown-role")
         /// The server is shutting down.
         public static let stopping = Code(rawValue: "stopping")
+        /// The reply was larger than the server takes from a session (`max_result_size`); the
+        /// session was ended (its stream cannot be resumed mid-reply).
+        public static let tooLarge = Code(rawValue: "too-large")
         /// The session broke the data-plane protocol (a bug, or a hostile session).
         public static let protocolViolation = Code(rawValue: "protocol-violation")
     }

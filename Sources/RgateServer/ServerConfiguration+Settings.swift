@@ -56,6 +56,8 @@ extension ServerConfiguration {
         Setting("max_request_size", \.maxRequestBytes, .size, help: "Largest text-protocol request."),
         Setting("max_qap_message_size", \.maxQAPMessageBytes, .size, help: "Largest QAP1 message (Rserve's maxinbuf)."),
         Setting("max_output_size", \.maxOutputBytes, .size, help: "Console output kept per request; the rest is cut with a note."),
+        Setting("max_result_size", \.maxResultBytes, .size,
+                help: "Largest reply (value and transcript) a session driven by the server itself (HTTP, jobs) may send it; a larger one ends that session."),
         Setting("memory_limit", \.memoryLimitBytes, .sizeOrNone,
                 help: "Memory per session process, including R's heap shared with the zygote; beyond it allocations are R errors. 0 = none."),
         Setting("max_file_size", \.fileSizeLimitBytes, .size, help: "Largest file a session may write."),

@@ -69,6 +69,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var maxQAPMessageBytes: Int = 256 << 20
     /// The most console output kept per request, in bytes.
     public var maxOutputBytes: Int = 16 << 20
+    /// The largest reply a bridged session may send the supervisor (it is buffered there whole).
+    public var maxResultBytes: Int = 256 << 20
     /// Serve every text connection from one long-lived R, as the seed server did.
     public var sharedSession: Bool = false
     /// How long a new connection may wait for a free worker before it is told the server is busy.

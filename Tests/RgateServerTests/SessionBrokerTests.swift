@@ -253,6 +253,20 @@ struct SessionBrokerTests {
         await server.stop()
     }
 
+    @Test func aResultOverTheServersLimitEndsThatSessionOnly() async throws {
+        let server = try await InProcessServer { $0.maxResultBytes = 1 << 20 }
+        let session = try await server.sessions.open(SessionSpec(role: "analyst"))
+        #expect(try await session.eval("x <- numeric(1e6); length(x)").succeeded)
+        do { _ = try await session.send(.fetch(name: "x", format: .qap1)); Issue.record("an 8 MB reply passed a 1 MB limit") } catch {
+            #expect(error.code == .tooLarge)
+            #expect(error.message.contains("max_result_size"))
+        }
+        let other = try await server.sessions.open(SessionSpec(role: "analyst"))
+        #expect(try await other.eval("1").succeeded)
+        other.close()
+        await server.stop()
+    }
+
     @Test func quitEndsTheSessionWithAReply() async throws {
         let server = try await InProcessServer()
         let session = try await server.sessions.open(SessionSpec(role: "analyst"))

@@ -91,6 +91,9 @@ public final class BridgeChannel: SessionChannel {
         case .failure(let error):
             if let violation = (error as? BridgeClientHandler.Closed)?.violation {
                 kill()
+                if violation.code == .tooLarge {
+                    throw SessionError(.tooLarge, "rgate: the result is larger than the server's max_result_size (\(violation.message)); the session was ended")
+                }
                 throw SessionError(.protocolViolation, "the session process broke the data-plane protocol (\(violation)); it was stopped")
             }
             throw await endError()

@@ -78,7 +78,7 @@ public final class SessionBroker: SessionProviding, Sendable {
             }
             let channel: BridgeChannel
             do {
-                channel = try await BridgeChannel.make(descriptor: pair[0], sessionID: id, pid: worker.pid, maximumReplyBytes: UInt64(Int64.max))
+                channel = try await BridgeChannel.make(descriptor: pair[0], sessionID: id, pid: worker.pid, maximumReplyBytes: UInt64(configuration.maxResultBytes))
             } catch {
                 close(pair[0])
                 close(pair[1])
