@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RgateQAP1", targets: ["RgateQAP1"]),
         .library(name: "RgateClient", targets: ["RgateClient"]),
         .library(name: "RgateBridge", targets: ["RgateBridge"]),
+        .library(name: "RgateJSON", targets: ["RgateJSON"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -37,6 +38,8 @@ let package = Package(
         .target(name: "CRgateSystem", linkerSettings: [.linkedLibrary("crypt")]),
         // The Swift value model of R objects; pure Swift, no libR.
         .target(name: "RgateModel", swiftSettings: swiftSettings),
+        // "rjson": R values to and from jsonlite::serializeJSON's layout, losslessly; pure Swift, no libR.
+        .target(name: "RgateJSON", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
         // Embedded R: the only importer of CRShim; SEXP never leaves it.
         .target(name: "RgateEngine", dependencies: ["CRShim", "RgateModel"], swiftSettings: swiftSettings),
         // The seed's text protocol: framing and encodings; pure Swift on NIOCore.
@@ -129,6 +132,7 @@ let package = Package(
         .testTarget(name: "RgateAuthTests", dependencies: ["RgateAuth"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateIPCTests", dependencies: ["RgateIPC"], swiftSettings: swiftSettings),
         .testTarget(name: "RgateModelTests", dependencies: ["RgateModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "RgateJSONTests", dependencies: ["RgateJSON", "RgateModel"], swiftSettings: swiftSettings),
         // The one in-process R that test targets share (R starts once per process).
         .target(name: "RgateTestSupport", dependencies: ["RgateEngine"], path: "Tests/RgateTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RgateEngineTests", dependencies: ["RgateEngine", "RgateTestSupport"], swiftSettings: swiftSettings),

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what rgate needs to build and run, if missing: R (Debian's r-base-core and its
-# headers, without recommended packages) and the tools the tests use (openssl makes test
-# certificates). Idempotent and quiet.
+# headers, without recommended packages, plus jsonlite, which sessions use for JSON) and the
+# tools the tests use (openssl makes test certificates; the rjson tests read rgate's JSON
+# with jsonlite). Idempotent and quiet.
 #
-#   scripts/install-deps.sh            # runtime + build: R, headers
-#   scripts/install-deps.sh --test     # also what the tests use (Rserve, RSclient, python3)
+#   scripts/install-deps.sh            # runtime + build: R, headers, jsonlite
+#   scripts/install-deps.sh --test     # also what the tests use (Rserve, RSclient, jsonlite, python3)
 set -euo pipefail
 
-packages=(r-base-core r-base-dev)
+packages=(r-base-core r-base-dev r-cran-jsonlite)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(r-cran-rserve r-cran-rsclient python3 python3-venv procps openssl)
+  packages+=(r-cran-rserve r-cran-rsclient r-cran-jsonlite python3 python3-venv procps openssl)
 fi
 
 missing=()
