@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "RgateWorker",
             dependencies: [
-                "RgateEngine", "RgateText", "RgateQAP1", "RgateBridge", "RgateIPC", "RgatePolicy", "CRgateSystem",
+                "RgateEngine", "RgateText", "RgateQAP1", "RgateBridge", "RgateJSON", "RgateIPC", "RgatePolicy", "CRgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

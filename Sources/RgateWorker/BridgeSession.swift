@@ -2,6 +2,7 @@ import NIOCore
 import RgateBridge
 import RgateEngine
 import RgateIPC
+import RgateJSON
 import RgateModel
 import RgateQAP1
 #if canImport(Glibc)
@@ -209,9 +210,12 @@ struct BridgeSession {
         guard !name.isEmpty, name.utf8.count <= 10_000 else { return Self.failed(.badRequest, "the name to assign to is empty or too long") }
         let object: RObject
         switch value.format {
-        case .qap1:
+        case .qap1, .rjson:
             let decoded: RValue
-            do { decoded = try QAP1SEXP.decode(value.bytes) } catch { return Self.failed(.badRequest, "the value does not decode: \(error)") }
+            switch decode(value) {
+            case .success(let v): decoded = v
+            case .failure(let failure): return BridgeReply(failure: failure)
+            }
             if let refusal = runtime.access?.assignRefusal(name: name, value: decoded) { return Self.failed(.forbidden, refusal) }
             do { object = try engine.makeObject(decoded) } catch { return Self.failed(.memory, error.message) }
         case .rds:
@@ -225,7 +229,7 @@ struct BridgeSession {
                 if let refusal = runtime.access?.assignRefusal(name: name, value: decoded) { return Self.failed(.forbidden, refusal) }
             }
         default:
-            return Self.failed(.unsupportedFormat, "values to assign are taken as qap1 or rds, not \(value.format)")
+            return Self.failed(.unsupportedFormat, "values to assign are taken as qap1, rjson or rds, not \(value.format)")
         }
         do { try engine.assign(name, object: object) } catch { return Self.failed(.rError, error.message) }
         return BridgeReply()
@@ -275,6 +279,10 @@ struct BridgeSession {
             do { return .success(try QAP1SEXP.decode(value.bytes)) } catch {
                 return .failure(BridgeFailure(code: .badRequest, message: "the value does not decode: \(error)"))
             }
+        case .rjson:
+            do { return .success(try RJSON.decode(value.bytes.readableBytesView)) } catch {
+                return .failure(BridgeFailure(code: .badRequest, message: "the rjson value does not decode: \(error)"))
+            }
         case .rds:
             switch unserialize(value.bytes) {
             case .success(let object):
@@ -284,7 +292,7 @@ struct BridgeSession {
             case .failure(let failure): return .failure(failure)
             }
         default:
-            return .failure(BridgeFailure(code: .unsupportedFormat, message: "values are taken as qap1 or rds, not \(value.format)"))
+            return .failure(BridgeFailure(code: .unsupportedFormat, message: "values are taken as qap1, rjson or rds, not \(value.format)"))
         }
     }
 
@@ -337,9 +345,18 @@ struct BridgeSession {
                 return
             }
             reply.value = BridgeValue(format: .print, bytes: ByteBuffer(string: printed.transcript))
+        case .rjson:
+            // Lossless typed JSON (jsonlite::serializeJSON's layout, exact doubles), from the
+            // session's view of the value.
+            do {
+                let converted = try engine.value(of: value)
+                reply.value = BridgeValue(format: .rjson, bytes: ByteBuffer(bytes: try RJSON.encode(converted)))
+            } catch {
+                reply.failure = BridgeFailure(code: .unsupportedFormat, message: "the value cannot be encoded as rjson: \(error)")
+            }
         default:
             reply.failure = BridgeFailure(
-                code: .unsupportedFormat, message: "values are encoded as qap1, rds or print in this session; \(format) is not available")
+                code: .unsupportedFormat, message: "values are encoded as qap1, rds, print or rjson in this session; \(format) is not available")
         }
     }
 

@@ -126,8 +126,35 @@ struct SessionBrokerTests {
             #expect(try decoded(called).payload == .double([3]))
             let bad = try await session.send(.call(function: "sum(1); system", arguments: [], format: .qap1))
             #expect(bad.failure?.code == .badRequest)
-            let json = try await session.eval("1", format: .rjson)
+            let json = try await session.eval("1", format: .json)
             #expect(json.failure?.code == .unsupportedFormat)
+        }
+        await server.stop()
+    }
+
+    @Test func rjsonIsLosslessThroughRAndBack() async throws {
+        let server = try await InProcessServer()
+        try await server.sessions.withSession(SessionSpec(role: "analyst")) { session in
+            let made = try await session.eval("""
+                x <- list(i = c(1L, NA), d = c(0.1 + 0.2, NA, NaN, Inf, -Inf, -0, 5e-324), s = c("a", NA, "NA"), l = c(TRUE, NA),
+                  z = complex(real = 1.5, imaginary = -2), r = as.raw(c(0, 255)), f = factor(c("u", "v", "u")),
+                  dt = as.Date("2024-01-02"), t = as.POSIXct("2024-05-06 07:08:09", tz = "Europe/Paris"),
+                  m = matrix(1:6, 2, dimnames = list(c("a", "b"), NULL)), df = data.frame(n = 1:2, s = c("x", "y")),
+                  rn = data.frame(v = c(1.5, 2), row.names = c("p", "q")), nested = list(list(NULL)), nul = NULL)
+                invisible(TRUE)
+                """, format: .none)
+            #expect(made.succeeded, "\(made)")
+            let fetched = try await session.send(.fetch(name: "x", format: .rjson))
+            let json = try #require(fetched.value, "\(fetched)")
+            #expect(json.format == .rjson)
+            // Back through rgate's own decoder, and through jsonlite's.
+            #expect(try await session.send(.assign(name: "y", value: json)).succeeded)
+            #expect(try decoded(try await session.eval("identical(x, y)")).payload == .logical([true]))
+            #expect(try await session.send(.assign(name: "j", value: try qap1(.character([String(buffer: json.bytes)])))).succeeded)
+            let viaJsonlite = try await session.eval("identical(x, jsonlite::unserializeJSON(j))")
+            #expect(try decoded(viaJsonlite).payload == .logical([true]), "\(viaJsonlite)")
+            let broken = BridgeValue(format: .rjson, bytes: ByteBuffer(string: "{\"type\": \"list\", \"value\": ["))
+            #expect(try await session.send(.assign(name: "b", value: broken)).failure?.code == .badRequest)
         }
         await server.stop()
     }
