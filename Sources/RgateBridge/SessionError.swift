@@ -15,6 +15,9 @@ public struct SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let ended = Code(rawValue: "session-ended")
         /// The role is not one the server knows.
         public static let unknownRole = Code(rawValue: "unknown-role")
+        /// The awaiting task was cancelled before the session started its request (it was never
+        /// sent; a request already running is stopped instead and its reply says `cancelled`).
+        public static let cancelled = Code(rawValue: "cancelled")
         /// The server is shutting down.
         public static let stopping = Code(rawValue: "stopping")
         /// The reply was larger than the server takes from a session (`max_result_size`); the

@@ -202,6 +202,18 @@ struct SessionBrokerTests {
             task.cancel()
             #expect(try await task.value.failure?.code == .cancelled)
             #expect(try await session.eval("9").succeeded)
+
+            // A task cancelled while its request waits behind another's cancels only its own.
+            let first = Task { try await session.eval("Sys.sleep(0.8); 10") }
+            try await Task.sleep(for: .milliseconds(200))
+            let second = Task { try await session.eval("11") }
+            try await Task.sleep(for: .milliseconds(100))
+            second.cancel()
+            do { _ = try await second.value; Issue.record("a withdrawn request answered") } catch let error as SessionError {
+                #expect(error.code == .cancelled)
+            }
+            #expect(try decoded(try await first.value).payload == .double([10]))
+            #expect(try decoded(try await session.eval("12")).payload == .double([12]))
         }
         await server.stop()
     }

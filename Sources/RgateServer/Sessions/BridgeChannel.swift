@@ -27,6 +27,7 @@ public final class BridgeChannel: SessionChannel {
     private let channel: any Channel
     private let handler: NIOLoopBound<BridgeClientHandler>
     private let state = Mutex(EndState())
+    private let tokens = Atomic<UInt64>(0)
 
     private init(sessionID: UInt64, pid: Int32, channel: any Channel, handler: NIOLoopBound<BridgeClientHandler>) {
         self.sessionID = sessionID
@@ -60,14 +61,15 @@ public final class BridgeChannel: SessionChannel {
     public func send(_ request: BridgeRequest) async throws(SessionError) -> BridgeReply {
         if let end = state.withLock({ $0.end }) { throw end.error }
         if state.withLock({ $0.closedByUs }) { throw SessionError(.ended, "the session was closed") }
-        return try await exchange { handler, promise in handler.submit(request, promise: promise) }
+        let token = tokens.add(1, ordering: .relaxed).newValue
+        return try await exchange(token: token) { handler, promise in handler.submit(request, token: token, promise: promise) }
     }
 
     /// Waits until the session process says it is confined and ready.
     /// - Throws: ``SessionError`` with the session's reason (`unknown-role` when it cannot be
     ///   confined for the role), or the cause of its end.
     func ready() async throws(SessionError) {
-        let hello = try await exchange { handler, promise in handler.awaitHello(promise: promise) }
+        let hello = try await exchange(token: 0) { handler, promise in handler.awaitHello(promise: promise) }
         if let failure = hello.failure {
             close()
             throw SessionError(.unknownRole, failure.message)
@@ -76,19 +78,24 @@ public final class BridgeChannel: SessionChannel {
 
     /// Starts an exchange on the event loop and awaits its reply (the hello may already be
     /// buffered even when the session has ended since, so ended sessions are checked by callers).
-    private func exchange(_ start: @escaping @Sendable (BridgeClientHandler, EventLoopPromise<BridgeReply>) -> Void) async throws(SessionError) -> BridgeReply {
+    private func exchange(token: UInt64, _ start: @escaping @Sendable (BridgeClientHandler, EventLoopPromise<BridgeReply>) -> Void) async throws(SessionError) -> BridgeReply {
         let promise = channel.eventLoop.makePromise(of: BridgeReply.self)
         let handler = self.handler
         channel.eventLoop.execute { start(handler.value, promise) }
         let outcome: Result<BridgeReply, any Error> = await withTaskCancellationHandler {
             do { return .success(try await promise.futureResult.get()) } catch { return .failure(error) }
         } onCancel: {
-            self.cancel()
+            // Only this task's request: withdrawn if still queued, stopped if running.
+            let handler = self.handler
+            self.channel.eventLoop.execute { handler.value.cancel(token: token) }
         }
         switch outcome {
         case .success(let reply):
             return reply
         case .failure(let error):
+            if error is BridgeClientHandler.Withdrawn {
+                throw SessionError(.cancelled, "the request was cancelled before the session started it")
+            }
             if let violation = (error as? BridgeClientHandler.Closed)?.violation {
                 kill()
                 if violation.code == .tooLarge {

@@ -13,8 +13,11 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
         var violation: BridgeError?
     }
 
-    private var queue: CircularBuffer<(BridgeRequest, EventLoopPromise<BridgeReply>)> = []
-    private var inFlight: (id: UInt32, promise: EventLoopPromise<BridgeReply>)?
+    /// A request that was withdrawn before it was sent (its task was cancelled).
+    struct Withdrawn: Error {}
+
+    private var queue: CircularBuffer<(token: UInt64, request: BridgeRequest, promise: EventLoopPromise<BridgeReply>)> = []
+    private var inFlight: (id: UInt32, token: UInt64, promise: EventLoopPromise<BridgeReply>)?
     private var nextID: UInt32 = 0
     private var closed: Closed?
     /// The session's hello, when it arrived before ``awaitHello(promise:)``.
@@ -24,14 +27,26 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    /// Queues `request`; `promise` gets its reply. Call on the event loop.
-    func submit(_ request: BridgeRequest, promise: EventLoopPromise<BridgeReply>) {
+    /// Queues `request`; `promise` gets its reply. `token` names it for ``cancel(token:)``.
+    /// Call on the event loop.
+    func submit(_ request: BridgeRequest, token: UInt64, promise: EventLoopPromise<BridgeReply>) {
         if let closed {
             promise.fail(closed)
             return
         }
-        queue.append((request, promise))
+        queue.append((token, request, promise))
         sendNext()
+    }
+
+    /// Cancels the request `token` names: still queued, it is withdrawn (its promise fails with
+    /// ``Withdrawn``); in flight, the session is asked to stop it. Call on the event loop.
+    func cancel(token: UInt64) {
+        if let i = queue.firstIndex(where: { $0.token == token }) {
+            let entry = queue.remove(at: i)
+            entry.promise.fail(Withdrawn())
+        } else if inFlight?.token == token {
+            cancelInFlight()
+        }
     }
 
     /// Waits for the session's first frame (request id 0: it is confined and ready, or says why
@@ -47,7 +62,7 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
             promise.succeed(earlyHello)
             return
         }
-        inFlight = (0, promise)
+        inFlight = (0, 0, promise)
     }
 
     /// Sends a cancel for the request in flight, if any. Call on the event loop.
@@ -58,9 +73,9 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func sendNext() {
         guard inFlight == nil, let context, !queue.isEmpty else { return }
-        let (request, promise) = queue.removeFirst()
+        let (token, request, promise) = queue.removeFirst()
         nextID &+= 1
-        inFlight = (nextID, promise)
+        inFlight = (nextID, token, promise)
         context.writeAndFlush(wrapOutboundOut(BridgeFrame.request(request, id: nextID).encoded), promise: nil)
     }
 
@@ -90,7 +105,7 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func fail(_ error: Closed, context: ChannelHandlerContext) {
         if closed == nil { closed = error }
-        let pending = (inFlight.map { [$0.promise] } ?? []) + queue.map(\.1)
+        let pending = (inFlight.map { [$0.promise] } ?? []) + queue.map(\.promise)
         inFlight = nil
         queue.removeAll()
         pending.forEach { $0.fail(closed!) }
