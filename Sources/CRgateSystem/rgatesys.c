@@ -167,6 +167,13 @@ int rgs_rlimit_nofile(void) { return RLIMIT_NOFILE; }
 int rgs_rlimit_core(void) { return RLIMIT_CORE; }
 void rgs_ignore_sigxfsz(void) { signal(SIGXFSZ, SIG_IGN); }
 
+void rgs_zygote_signals(void) {
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+}
+
+void rgs_session_signals(void) { signal(SIGINT, SIG_IGN); }
+
 void rgs_malloc_trim(void) { malloc_trim(0); }
 
 size_t rgs_malloc_set_aside_free_chunks(size_t *chunks) {

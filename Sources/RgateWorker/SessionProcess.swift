@@ -14,6 +14,7 @@ struct SessionProcess {
 
     func run() -> Never {
         rgs_set_process_name("rgate-session")
+        rgs_session_signals()
         let directory: String
         do {
             directory = try engine.adoptForkedProcess()

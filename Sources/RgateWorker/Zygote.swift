@@ -18,6 +18,7 @@ public enum Zygote {
     /// - Parameter control: the socket to the supervisor (fd 3 when spawned by `rgate serve`).
     public static func run(control: ControlSocket) -> Never {
         rgs_set_process_name("rgate-zygote")
+        rgs_zygote_signals()
         let clock = ContinuousClock()
         let start = clock.now
         let engine: REngine

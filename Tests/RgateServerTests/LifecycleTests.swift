@@ -212,6 +212,22 @@ struct LifecycleTests {
         #expect(!processExists(zygote))
     }
 
+    @Test func theZygoteOutlivesSIGTERMAndSIGINTSentToTheWholeGroup() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let c = try RawConnection(port: server.textPort)
+        let (session, zygote) = try pids(c)
+        // What a group-wide signal (systemd, docker stop, Ctrl-C) delivers to these processes.
+        kill(zygote, SIGTERM)
+        kill(zygote, SIGINT)
+        kill(session, SIGINT)
+        usleep(300_000)
+        #expect(processExists(zygote))
+        #expect(c.evaluate("1 + 1") == "[1] 2\n") // the session took no harm from SIGINT
+        let other = try RawConnection(port: server.textPort)
+        #expect(try pids(other).zygote == zygote) // served by the same zygote: nothing restarted
+    }
+
     @Test func killedZygoteIsReplaced() throws {
         let server = try ServerProcess()
         defer { server.stop() }

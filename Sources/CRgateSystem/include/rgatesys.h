@@ -46,6 +46,14 @@ int rgs_rlimit_nofile(void);
 int rgs_rlimit_core(void);
 /// Ignores SIGXFSZ, so writes past RLIMIT_FSIZE fail with EFBIG instead of killing the process.
 void rgs_ignore_sigxfsz(void);
+// The zygote ignores SIGTERM and SIGINT: a signal to the whole process group (systemd's
+// KillMode=control-group, docker stop, Ctrl-C) must not end it in the middle of the
+// supervisor's graceful shutdown; it exits when the supervisor's control socket closes.
+void rgs_zygote_signals(void);
+// A session (its signals reset to the defaults after the fork) ignores SIGINT, so a Ctrl-C to
+// the group lets running sessions finish within the shutdown grace; SIGTERM still ends it
+// (the supervisor ends the shared session with it).
+void rgs_session_signals(void);
 /// Returns freed heap memory to the system (glibc malloc_trim), so a process that forks copies
 /// fewer page-table entries.
 void rgs_malloc_trim(void);
