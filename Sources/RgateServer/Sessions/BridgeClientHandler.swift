@@ -52,14 +52,16 @@ final class BridgeClientHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// Waits for the session's first frame (request id 0: it is confined and ready, or says why
     /// not). Call on the event loop, before any ``submit(_:promise:)``.
     func awaitHello(promise: EventLoopPromise<BridgeReply>) {
-        if let closed {
-            promise.fail(closed)
-            return
-        }
         precondition(inFlight == nil && nextID == 0, "the hello comes first")
+        // A hello that arrived first counts even if the session has ended since (one that
+        // refused to serve writes its reason, then exits).
         if let earlyHello {
             self.earlyHello = nil
             promise.succeed(earlyHello)
+            return
+        }
+        if let closed {
+            promise.fail(closed)
             return
         }
         inFlight = (0, 0, promise)
