@@ -129,6 +129,11 @@ public struct BridgeReply: Sendable, Hashable {
     /// Creates an empty, successful reply.
     public init() {}
 
+    /// Creates a failed reply.
+    public init(failure: BridgeFailure) {
+        self.failure = failure
+    }
+
     /// True when the request succeeded.
     public var succeeded: Bool { failure == nil }
 

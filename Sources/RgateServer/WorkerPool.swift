@@ -256,22 +256,14 @@ final class WorkerPool: Sendable {
 
     /// Waits (bounded) until the zygote has exited after ``stop()``; kills it if it has not.
     func waitForExit(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let gone = self.state.withLock { s -> Bool in
-                        if s.zygote == nil { return true }
-                        s.exitWaiters.append(continuation)
-                        return false
-                    }
-                    if gone { continuation.resume() }
-                }
+        await awaitCondition(timeout: timeout) { continuation in
+            self.state.withLock { s in
+                if s.zygote == nil { return true }
+                s.exitWaiters.append(continuation)
+                return false
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in defer { s.exitWaiters.removeAll() }; return s.exitWaiters }
-            waiters.forEach { $0.resume() }
-            group.cancelAll()
+        } unpark: {
+            self.state.withLock { s in defer { s.exitWaiters.removeAll() }; return s.exitWaiters }
         }
         if let pid = state.withLock({ $0.zygote?.pid }) { kill(pid, SIGKILL) }
     }

@@ -400,20 +400,10 @@ struct BridgeSession {
     static func isFunctionName(_ text: String) -> Bool {
         let parts = text.components(separatedBy: "::").map { $0.hasPrefix(":") ? String($0.dropFirst()) : $0 }
         guard (1...2).contains(parts.count) else { return false }
-        return parts.allSatisfy { part in
-            guard let first = part.unicodeScalars.first, first.properties.isAlphabetic || first == "." else { return false }
-            return part.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "_" }
-        }
+        return parts.allSatisfy(SessionRuntime.isSyntacticName)
     }
 }
 
-extension BridgeReply {
-    /// A failed reply.
-    init(failure: BridgeFailure) {
-        self.init()
-        self.failure = failure
-    }
-}
 
 extension BridgeSession {
     /// Holds a short data-plane conversation with this process's own R over a socket pair (an

@@ -74,7 +74,7 @@ extension QAP1Session {
         report(command: parseName ? "assignSEXP" : "setSEXP", outcome: "ok")
         do {
             let object = try engine.makeObject(value)
-            if !parseName || Self.isSyntacticName(name) {
+            if !parseName || SessionRuntime.isSyntacticName(name) {
                 try engine.assign(name, object: object)
                 return respondOK()
             }
@@ -91,13 +91,5 @@ extension QAP1Session {
             engine.setErrorMessage("Error: \(error.message)\n")
             return respond(error: .rError)
         }
-    }
-
-    /// Whether `name` is a name R would parse as a symbol (any Unicode letter or `.` first, then
-    /// letters, digits, `.` and `_`), so that `assignSEXP` assigns to it directly. Not the caller
-    /// grammar's stricter ``CallerRequest/isPlainName(_:)`` (ASCII, no leading dot, no reserved words).
-    static func isSyntacticName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || first == "." else { return false }
-        return name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "_" }
     }
 }

@@ -116,4 +116,12 @@ struct SessionRuntime {
         guard assignment.auditRequests else { return }
         report(command: command, code: code, outcome: Self.outcome(of: evaluation), since: start, limit: Self.limit(of: evaluation))
     }
+
+    /// Whether `name` is a name R would parse as a symbol (any Unicode letter or `.` first, then
+    /// letters, digits, `.` and `_`), as QAP1's `assignSEXP` and bridged calls take names. Not the caller
+    /// grammar's stricter ``CallerRequest/isPlainName(_:)`` (ASCII, no leading dot, no reserved words).
+    static func isSyntacticName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || first == "." else { return false }
+        return name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "_" }
+    }
 }

@@ -59,8 +59,9 @@ public final class BridgeChannel: SessionChannel {
     }
 
     public func send(_ request: BridgeRequest) async throws(SessionError) -> BridgeReply {
-        if let end = state.withLock({ $0.end }) { throw end.error }
-        if state.withLock({ $0.closedByUs }) { throw SessionError(.ended, "the session was closed") }
+        let (end, closedByUs) = state.withLock { ($0.end, $0.closedByUs) }
+        if let end { throw end.error }
+        if closedByUs { throw SessionError(.ended, "the session was closed") }
         let token = tokens.add(1, ordering: .relaxed).newValue
         return try await exchange(token: token) { handler, promise in handler.submit(request, token: token, promise: promise) }
     }

@@ -25,7 +25,7 @@ enum SessionEnd: Sendable, Hashable {
             return SessionError(.ended, message)
         case .lost(let status):
             let cause = SessionLostReply.cause(waitStatus: status)
-            let signal = status.flatMap { $0 & 0x7f == 0 ? nil : $0 & 0x7f }
+            let signal = SessionLostReply.signal(waitStatus: status)
             return SessionError(.lost, "the R session was lost: its process \(cause)", signal: signal == SIGALRM ? nil : signal, timeLimit: signal == SIGALRM)
         }
     }

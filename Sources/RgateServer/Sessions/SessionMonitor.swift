@@ -114,23 +114,14 @@ final class SessionMonitor: Sendable {
 
     /// Waits until no session process is watched, at most `timeout`; whether none is.
     func waitUntilIdle(timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let idle = self.state.withLock { s -> Bool in
-                        if s.table.count == 0 { return true }
-                        s.idleWaiters.append(continuation)
-                        return false
-                    }
-                    if idle { continuation.resume() }
-                }
+        await awaitCondition(timeout: timeout) { continuation in
+            self.state.withLock { s in
+                if s.table.count == 0 { return true }
+                s.idleWaiters.append(continuation)
+                return false
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            // Whichever came first: release a waiter still registered.
-            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in defer { s.idleWaiters.removeAll() }; return s.idleWaiters }
-            waiters.forEach { $0.resume() }
-            group.cancelAll()
+        } unpark: {
+            self.state.withLock { s in defer { s.idleWaiters.removeAll() }; return s.idleWaiters }
         }
         return activeCount == 0
     }
@@ -324,6 +315,11 @@ extension SessionMonitor.Client {
 /// The error a client gets, in its protocol, when its session process dies.
 enum SessionLostReply {
     /// Why the process ended, from its wait status, for the client and the log.
+    /// The signal that ended the process, from its wait status (nil: it exited, or unknown).
+    static func signal(waitStatus: Int32?) -> Int32? {
+        waitStatus.flatMap { $0 & 0x7f == 0 ? nil : $0 & 0x7f }
+    }
+
     static func cause(waitStatus: Int32?) -> String {
         guard let status = waitStatus else { return "ended unexpectedly (crashed, ran out of memory or was killed)" }
         let signal = status & 0x7f

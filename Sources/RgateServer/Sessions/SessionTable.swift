@@ -226,7 +226,7 @@ struct SessionTable {
         guard let record = records.removeValue(forKey: descriptor) else { return [] }
         var actions: [Action] = [.closeControl(record.control)]
         let cause = SessionLostReply.cause(waitStatus: status)
-        let signal = status.flatMap { $0 & 0x7f == 0 ? nil : $0 & 0x7f }
+        let signal = SessionLostReply.signal(waitStatus: status)
         for client in record.clients {
             actions += startedIfUntold(client)
             actions.append(client.onEnd != nil ? .notifyEnd(client, .lost(waitStatus: status)) : .replyLost(client, pid: record.pid, cause: cause))

@@ -1,5 +1,26 @@
 import Synchronization
 
+/// Waits, at most `timeout`, until a condition its owner tracks holds: `park` registers the
+/// continuation under the owner's lock (returning true when the condition holds already, and
+/// the continuation is then not kept); the owner resumes parked continuations when it holds;
+/// at the deadline `unpark` hands back whatever is still parked, which is resumed here.
+func awaitCondition(
+    timeout: Duration, park: @escaping @Sendable (CheckedContinuation<Void, Never>) -> Bool,
+    unpark: @escaping @Sendable () -> [CheckedContinuation<Void, Never>]
+) async {
+    await withTaskGroup(of: Void.self) { group in
+        group.addTask {
+            await withCheckedContinuation { continuation in
+                if park(continuation) { continuation.resume() }
+            }
+        }
+        group.addTask { try? await Task.sleep(for: timeout) }
+        await group.next()
+        unpark().forEach { $0.resume() }
+        group.cancelAll()
+    }
+}
+
 /// Tasks waiting for a value that a state machine hands out (an admission slot, a spare
 /// process), each by id. The state machine decides who gets what under its own lock; this only
 /// delivers: a value decided before its waiter registered is kept until it does, and a waiter
